@@ -1,0 +1,57 @@
+# llmline: `make demo` runs the main job on embedded defaults, `make test`
+# runs lint and every test. Both set up .venv first; nothing is installed by hand.
+
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+PIP     := $(PY) -m pip
+STAMP   := $(VENV)/.installed-stamp
+DEMO_WS ?= demo-workspace
+
+.PHONY: help setup system-deps demo test lint format bench clean
+
+help:
+	@echo "make demo   - set up .venv and run the data stage on the shipped CPython FAQ"
+	@echo "make test   - set up .venv, install test services, run lint and all tests"
+	@echo "make lint   - ruff + mypy"
+	@echo "make bench  - benchmarks (see docs/benchmarks.md)"
+
+# Re-install when the project's dependencies change.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Debian packages that tests start for real (PostgreSQL), installed when missing.
+system-deps:
+	@bash scripts/install-system-deps.sh
+
+demo: setup
+	$(VENV)/bin/llmline init $(DEMO_WS)
+	cd $(DEMO_WS) && ../$(VENV)/bin/llmline data build python-faq
+	cd $(DEMO_WS) && ../$(VENV)/bin/llmline data show python-faq@latest --verify
+	cd $(DEMO_WS) && ../$(VENV)/bin/llmline lineage python-faq
+	@echo "Dataset files: $(DEMO_WS)/.llmline/artifacts/datasets/python-faq/"
+
+lint: setup
+	$(VENV)/bin/ruff check src tests bench scripts
+	$(VENV)/bin/ruff format --check src tests bench scripts
+	$(VENV)/bin/mypy
+
+format: setup
+	$(VENV)/bin/ruff check --fix src tests bench scripts
+	$(VENV)/bin/ruff format src tests bench scripts
+
+# pytest exits 5 when it collected no tests: that is a failure here, not a pass.
+test: setup system-deps lint
+	$(PY) -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+bench: setup
+	$(PY) bench/data_build.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_WS) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,129 @@
+"""Workspace settings: ``llmline.yaml`` with ``LLMLINE_*`` environment overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from llmline.data.spec import DatasetSpec
+from llmline.errors import ConfigError
+
+__all__ = ["CONFIG_FILE", "STATE_DIR", "Settings", "read_config_file"]
+
+CONFIG_FILE = "llmline.yaml"
+STATE_DIR = ".llmline"
+
+SqlDialect = Literal["bigquery", "duckdb", "postgres"]
+
+# Where the public Stack Overflow dataset lives in BigQuery, mapped to the
+# local tables, so SQL written for the real warehouse runs unchanged locally.
+DEFAULT_TABLE_MAP = {
+    "bigquery-public-data.stackoverflow.posts_questions": "posts_questions",
+    "bigquery-public-data.stackoverflow.posts_answers": "posts_answers",
+}
+
+
+class Settings(BaseSettings):
+    """Everything a workspace can configure.
+
+    Relative paths in URLs are resolved against the workspace root by
+    :meth:`resolved`, so a workspace folder can be moved or cloned.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="LLMLINE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    metadata_url: str = Field(
+        default=f"sqlite:///{STATE_DIR}/metadata.db",
+        description="SQLAlchemy URL of the metadata store (SQLite or PostgreSQL).",
+    )
+    artifact_root: str = Field(
+        default=f"{STATE_DIR}/artifacts",
+        description="Folder or fsspec URL (s3://, gs://, ...) of the artifact store.",
+    )
+    warehouse_url: str = Field(
+        default=f"duckdb:///{STATE_DIR}/warehouse.duckdb",
+        description="duckdb:///PATH, postgresql://..., or bigquery://PROJECT.",
+    )
+    sql_dialect: SqlDialect = Field(
+        default="bigquery", description="Dialect that dataset SQL is written in."
+    )
+    table_map: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_TABLE_MAP))
+    datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init kwargs; the environment overrides them.
+        return (env_settings, init_settings)
+
+    @classmethod
+    def load(cls, root: Path) -> Settings:
+        """Read ``root/llmline.yaml``, apply env overrides, resolve paths."""
+        data = read_config_file(root / CONFIG_FILE)
+        try:
+            settings = cls(**data)
+        except ValidationError as exc:
+            raise ConfigError(f"{root / CONFIG_FILE}: {_first_error(exc)}") from None
+        return settings.resolved(root)
+
+    def resolved(self, root: Path) -> Settings:
+        """Return a copy whose relative paths are anchored at ``root``."""
+        return self.model_copy(
+            update={
+                "metadata_url": _anchor_url(self.metadata_url, "sqlite:///", root),
+                "warehouse_url": _anchor_url(self.warehouse_url, "duckdb:///", root),
+                "artifact_root": _anchor_path(self.artifact_root, root),
+            }
+        )
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 ({exc.reason})") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {err['msg']}{more}"
+
+
+def _anchor_url(url: str, prefix: str, root: Path) -> str:
+    if not url.startswith(prefix):
+        return url
+    path = url[len(prefix) :]
+    if path in ("", ":memory:") or Path(path).is_absolute():
+        return url
+    return prefix + str((root / path).resolve())
+
+
+def _anchor_path(path: str, root: Path) -> str:
+    if "://" in path or Path(path).is_absolute():
+        return path
+    return str((root / path).resolve())

@@ -1,0 +1,7 @@
+"""Helpers for testing code that uses llmline (and for llmline's own tests)."""
+
+from __future__ import annotations
+
+from llmline.testing.postgres import PostgresNotFoundError, PostgresServer
+
+__all__ = ["PostgresNotFoundError", "PostgresServer"]
