@@ -21,9 +21,11 @@ import llmline
 from llmline.storage.db import MetadataStore
 from llmline.storage.models import Dataset, LineageEdge
 
-WORKERS = 4
+WORKERS = 3
 ROWS_PER_WORKER = 200
 DATASET_EVERY = 10  # one Dataset row per this many edges
+MIGRATE_ROWS = 20  # the migration race tests need only a few rows after it
+SHARED_ROWS = 100  # edges every worker adds in "shared" mode
 BARRIER_TIMEOUT_S = 60
 
 # The worker: open the store, report ready, wait for the go file, then write
@@ -48,7 +50,8 @@ while not (barrier / "go").exists():
 for i in range(rows):
     with store.session() as session:
         if mode == "shared":
-            add_edge(session, ArtifactRef("table", "shared"), ArtifactRef("dataset", f"d{i}"), "read_by")
+            src, dst = ArtifactRef("table", "shared"), ArtifactRef("dataset", f"d{i}")
+            add_edge(session, src, dst, "read_by")
             continue
         session.add(LineageEdge(src_kind="worker", src_ref=worker, dst_kind="item",
                                 dst_ref=f"{worker}-{i}", relation="wrote", attributes={"i": i}))
@@ -59,7 +62,12 @@ store.dispose()
 
 
 def _run_workers(
-    url: str, barrier: Path, *, mode: str = "rows", migrate_first: bool = True
+    url: str,
+    barrier: Path,
+    *,
+    mode: str = "rows",
+    rows: int = ROWS_PER_WORKER,
+    migrate_first: bool = True,
 ) -> None:
     if migrate_first:
         MetadataStore(url).dispose()
@@ -75,14 +83,14 @@ def _run_workers(
                 f"w{n}",
                 mode,
                 str(barrier),
-                str(ROWS_PER_WORKER),
+                str(rows),
                 str(DATASET_EVERY),
             ],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for n in range(WORKERS)
     ]
     try:
@@ -106,14 +114,12 @@ def _run_workers(
     assert [p.returncode for p in procs] == [0] * WORKERS, errors
 
 
-def _check_rows(store: MetadataStore) -> None:
+def _check_rows(store: MetadataStore, rows: int = ROWS_PER_WORKER) -> None:
     with store.session() as session:
         refs = session.scalars(select(LineageEdge.dst_ref).where(LineageEdge.src_kind == "worker"))
-        assert sorted(refs) == sorted(
-            f"w{n}-{i}" for n in range(WORKERS) for i in range(ROWS_PER_WORKER)
-        )
+        assert sorted(refs) == sorted(f"w{n}-{i}" for n in range(WORKERS) for i in range(rows))
         datasets = session.scalar(select(func.count()).select_from(Dataset))
-        assert datasets == WORKERS * ROWS_PER_WORKER // DATASET_EVERY
+        assert datasets == WORKERS * rows // DATASET_EVERY
 
 
 def test_processes_write_to_one_sqlite_store(tmp_path: Path) -> None:
@@ -132,11 +138,11 @@ def test_processes_write_to_one_sqlite_store(tmp_path: Path) -> None:
 def test_processes_migrate_a_fresh_sqlite_store_together(tmp_path: Path) -> None:
     # Nobody migrated first: every worker runs upgrade() at once.
     url = f"sqlite:///{tmp_path / 'meta.db'}"
-    _run_workers(url, tmp_path, migrate_first=False)
+    _run_workers(url, tmp_path, rows=MIGRATE_ROWS, migrate_first=False)
     store = MetadataStore(url, migrate=False)
     try:
         assert store.current_revision() == MetadataStore.head_revision()
-        _check_rows(store)
+        _check_rows(store, MIGRATE_ROWS)
     finally:
         store.dispose()
 
@@ -161,11 +167,11 @@ def test_processes_write_to_one_postgres_store(postgres_url: str, tmp_path: Path
 def test_processes_migrate_a_fresh_postgres_store_together(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    _run_workers(postgres_url, tmp_path, migrate_first=False)
+    _run_workers(postgres_url, tmp_path, rows=MIGRATE_ROWS, migrate_first=False)
     store = MetadataStore(postgres_url, migrate=False)
     try:
         assert store.current_revision() == MetadataStore.head_revision()
-        _check_rows(store)
+        _check_rows(store, MIGRATE_ROWS)
     finally:
         store.dispose()
 
@@ -196,11 +202,11 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def test_processes_add_the_same_edges(store_url: str, tmp_path: Path) -> None:
-    _run_workers(store_url, tmp_path, mode="shared")
+    _run_workers(store_url, tmp_path, mode="shared", rows=SHARED_ROWS)
     store = MetadataStore(store_url)
     try:
         with store.session() as session:
             edges = session.scalars(select(LineageEdge.dst_ref)).all()
-        assert sorted(edges) == sorted(f"d{i}" for i in range(ROWS_PER_WORKER))
+        assert sorted(edges) == sorted(f"d{i}" for i in range(SHARED_ROWS))
     finally:
         store.dispose()

@@ -16,7 +16,7 @@ from llmline.workspace import Workspace, find_workspace
 __all__ = ["JSON_OPTION", "console", "err_console", "print_json", "workspace_from"]
 
 console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
 

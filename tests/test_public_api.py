@@ -1,0 +1,51 @@
+"""The curated public API: adding or removing a name is a deliberate act."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import llmline
+import llmline.errors as errors
+
+PUBLIC = {
+    "llmline": [
+        "LLMLineError", "Settings", "UserError", "Workspace", "__version__", "find_workspace",
+        "init_workspace",
+    ],
+    "llmline.data": [
+        "DEFAULT_SQL", "BuildReport", "BuildResult", "CleaningSpec", "DatasetSpec",
+        "DatasetVersionInfo", "SplitSpec", "build", "list", "show", "verify",
+    ],
+    "llmline.prompts": ["PromptInfo", "PromptRef", "PromptRegistry", "Template"],
+    "llmline.warehouse": ["TableInfo", "Warehouse", "connect", "transpile"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("module_name", sorted(PUBLIC))
+def test_all_is_pinned_and_importable(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert sorted(module.__all__) == sorted(PUBLIC[module_name])
+    for name in module.__all__:
+        assert getattr(module, name) is not None
+
+
+def test_user_errors_subclass_the_right_builtins() -> None:
+    assert issubclass(errors.WorkspaceNotFoundError, FileNotFoundError)
+    assert issubclass(errors.NotFoundError, LookupError)
+    for cls in (
+        errors.ConfigError,
+        errors.SQLError,
+        errors.TemplateError,
+        errors.IntegrityError,
+        errors.ImportFileError,
+        errors.EmptyResultError,
+        errors.MissingColumnsError,
+    ):
+        assert issubclass(cls, ValueError), cls
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        assert issubclass(cls, llmline.LLMLineError)
+        if name != "LLMLineError":
+            assert issubclass(cls, llmline.UserError)
