@@ -125,8 +125,10 @@ def _timestamp_function_to_cast(node: exp.Expr) -> exp.Expr:
 
     sqlglot writes the function form unchanged for PostgreSQL, where
     ``timestamp(...)`` is a type with a precision and the call is a syntax
-    error.  BigQuery reads a zone-less string as UTC and a zone as the zone
-    of a local time; ``AT TIME ZONE`` on a ``timestamp`` does the latter.
+    error.  Without a zone it becomes what sqlglot makes of the literal form
+    ``TIMESTAMP '...'`` (a cast to ``timestamptz``), so both spellings of one
+    query behave alike; with a zone, the value is a local time in that zone,
+    which is what ``AT TIME ZONE`` does to a ``timestamp``.
     """
     if not isinstance(node, exp.Timestamp):
         return node
