@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from llmline.errors import UserError, WorkspaceNotFoundError
 from llmline.settings import CONFIG_FILE, STATE_DIR, Settings
-from llmline.storage.artifacts import ArtifactStore
-from llmline.storage.db import MetadataStore
-from llmline.warehouse import Warehouse, connect
+
+if TYPE_CHECKING:
+    from llmline.storage.artifacts import ArtifactStore
+    from llmline.storage.db import MetadataStore
+    from llmline.warehouse import Warehouse
 
 __all__ = ["ENV_WORKSPACE", "Workspace", "find_workspace", "init_workspace"]
 
@@ -30,16 +33,24 @@ class Workspace:
     def state_dir(self) -> Path:
         return self.root / STATE_DIR
 
+    # The stores import SQLAlchemy/Alembic, fsspec and DuckDB: opened on first
+    # use so that `llmline --help` and light commands start quickly.
     @cached_property
     def metadata(self) -> MetadataStore:
+        from llmline.storage.db import MetadataStore
+
         return MetadataStore(self.settings.metadata_url)
 
     @cached_property
     def artifacts(self) -> ArtifactStore:
+        from llmline.storage.artifacts import ArtifactStore
+
         return ArtifactStore(self.settings.artifact_root)
 
     def warehouse(self, *, read_only: bool = False) -> Warehouse:
         """A new warehouse connection; close it (or use ``with``) when done."""
+        from llmline.warehouse import connect
+
         return connect(self.settings.warehouse_url, read_only=read_only)
 
     def close(self) -> None:

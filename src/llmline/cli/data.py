@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -11,12 +11,14 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from llmline.cli._common import JSON_OPTION, console, err_console, print_json, workspace_from
-from llmline.data.builder import BuildResult, build_dataset
-from llmline.data.catalog import DatasetVersionInfo, get_version, list_versions, verify_version
 from llmline.data.spec import DatasetSpec
 from llmline.errors import ConfigError
 from llmline.settings import read_config_file
 from llmline.workspace import Workspace
+
+if TYPE_CHECKING:
+    from llmline.data.builder import BuildResult
+    from llmline.data.catalog import DatasetVersionInfo
 
 app = typer.Typer(
     help="Datasets: build versions from the warehouse, inspect them.", no_args_is_help=True
@@ -65,6 +67,8 @@ def _targets(workspace: Workspace, spec: str | None) -> list[tuple[str, DatasetS
 def _build_one(
     workspace: Workspace, name: str, spec: DatasetSpec | None, *, quiet: bool
 ) -> BuildResult:
+    from llmline.data.builder import build_dataset
+
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -104,6 +108,8 @@ def list_(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List dataset versions, oldest first."""
+    from llmline.data.catalog import list_versions
+
     versions = list_versions(workspace_from(ctx), name)
     if as_json:
         print_json([v.to_dict() for v in versions])
@@ -129,6 +135,8 @@ def show(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show a version's manifest; --verify re-hashes its files."""
+    from llmline.data.catalog import get_version, verify_version
+
     workspace = workspace_from(ctx)
     info = get_version(workspace, ref)
     verified = verify_version(workspace, info) if verify else None

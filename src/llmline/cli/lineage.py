@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from llmline.cli._common import JSON_OPTION, console, print_json, workspace_from
-from llmline.storage.lineage import ArtifactRef, Edge, walk
 from llmline.workspace import Workspace
+
+if TYPE_CHECKING:
+    from llmline.storage.lineage import ArtifactRef, Edge
 
 
 def lineage(
@@ -22,6 +24,8 @@ def lineage(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show the upstream and downstream lineage graph of an artifact."""
+    from llmline.storage.lineage import walk
+
     workspace = workspace_from(ctx)
     root = _resolve(workspace, ref)
     with workspace.metadata.session() as session:
@@ -35,6 +39,8 @@ def lineage(
 
 
 def _resolve(workspace: Workspace, ref: str) -> ArtifactRef:
+    from llmline.storage.lineage import ArtifactRef
+
     kind, sep, rest = ref.partition(":")
     if sep and kind.isidentifier():
         return ArtifactRef(kind, rest)

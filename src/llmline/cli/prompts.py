@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from llmline.cli._common import JSON_OPTION, console, print_json, workspace_from
 from llmline.errors import UserError
-from llmline.prompts import PromptRegistry
+
+if TYPE_CHECKING:
+    from llmline.prompts import PromptRegistry
 
 app = typer.Typer(
     help="Prompt templates: immutable versions, movable aliases.", no_args_is_help=True
@@ -18,6 +20,8 @@ app = typer.Typer(
 
 
 def _registry(ctx: typer.Context) -> PromptRegistry:
+    from llmline.prompts import PromptRegistry
+
     return PromptRegistry(workspace_from(ctx).metadata)
 
 
