@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 import llmline
-import llmline.errors as errors
+from llmline import errors
 
 PUBLIC = {
     "llmline": [

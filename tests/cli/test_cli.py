@@ -9,8 +9,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import CLI, run_console_script
 
+from conftest import CLI, run_console_script
 from llmline.testing.workspace import synthetic_workspace
 
 

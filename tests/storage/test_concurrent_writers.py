@@ -28,7 +28,7 @@ MIGRATE_ROWS = 20  # the migration race tests need only a few rows after it
 SHARED_ROWS = 100  # edges every worker adds in "shared" mode
 BARRIER_TIMEOUT_S = 60
 
-# The worker: open the store, report ready, wait for the go file, then write
+# The worker: report ready, wait for the go file, open the store, then write
 # one LineageEdge per transaction (plus a Dataset now and then) or, in
 # "shared" mode, add the same edges as every other worker.
 WORKER = """
@@ -40,13 +40,13 @@ from llmline.storage.models import Dataset, LineageEdge
 
 url, worker, mode, barrier = sys.argv[1], sys.argv[2], sys.argv[3], Path(sys.argv[4])
 rows, every = int(sys.argv[5]), int(sys.argv[6])
-store = MetadataStore(url)
 (barrier / f"ready-{worker}").touch()
 deadline = time.monotonic() + 60
 while not (barrier / "go").exists():
     if time.monotonic() > deadline:
         sys.exit("barrier timeout")
     time.sleep(0.005)
+store = MetadataStore(url)  # after the barrier: on a fresh database, all migrate at once
 for i in range(rows):
     with store.session() as session:
         if mode == "shared":
@@ -95,7 +95,7 @@ def _run_workers(
     ]
     try:
         deadline = time.monotonic() + BARRIER_TIMEOUT_S
-        # Release everyone at once, unless a worker already died opening the store.
+        # Release everyone at once, unless a worker already died starting up.
         while len(list(barrier.glob("ready-*"))) < WORKERS and time.monotonic() < deadline:
             if any(p.poll() is not None for p in procs):
                 break
@@ -123,26 +123,16 @@ def _check_rows(store: MetadataStore, rows: int = ROWS_PER_WORKER) -> None:
 
 
 def test_processes_write_to_one_sqlite_store(tmp_path: Path) -> None:
+    # Nobody migrates first: the workers also race to create the schema.
     url = f"sqlite:///{tmp_path / 'meta.db'}"
-    _run_workers(url, tmp_path)
-    store = MetadataStore(url)
+    _run_workers(url, tmp_path, migrate_first=False)
+    store = MetadataStore(url, migrate=False)
     try:
+        assert store.current_revision() == MetadataStore.head_revision()
         _check_rows(store)
         with store.engine.connect() as conn:
             assert conn.execute(text("PRAGMA integrity_check")).scalar() == "ok"
             assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-    finally:
-        store.dispose()
-
-
-def test_processes_migrate_a_fresh_sqlite_store_together(tmp_path: Path) -> None:
-    # Nobody migrated first: every worker runs upgrade() at once.
-    url = f"sqlite:///{tmp_path / 'meta.db'}"
-    _run_workers(url, tmp_path, rows=MIGRATE_ROWS, migrate_first=False)
-    store = MetadataStore(url, migrate=False)
-    try:
-        assert store.current_revision() == MetadataStore.head_revision()
-        _check_rows(store, MIGRATE_ROWS)
     finally:
         store.dispose()
 
@@ -158,12 +148,6 @@ def test_processes_write_to_one_postgres_store(postgres_url: str, tmp_path: Path
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    reason="MetadataStore.upgrade() takes no lock on PostgreSQL: two processes that find an "
-    "empty database both run the initial migration and one fails (fix: pg_advisory_xact_lock "
-    "in the migration transaction)",
-    strict=False,  # the lost race is likely, not certain
-)
 def test_processes_migrate_a_fresh_postgres_store_together(
     postgres_url: str, tmp_path: Path
 ) -> None:
@@ -183,13 +167,6 @@ def test_processes_migrate_a_fresh_postgres_store_together(
             "postgres",
             marks=[
                 pytest.mark.postgres,
-                # Not strict: the lost race is likely, not certain.
-                pytest.mark.xfail(
-                    reason="lineage.add_edge is SELECT-then-INSERT: under READ COMMITTED two "
-                    "writers both insert and one hits uq_lineage_edge (fix: INSERT ... ON "
-                    "CONFLICT DO NOTHING)",
-                    strict=False,
-                ),
             ],
         ),
     ]

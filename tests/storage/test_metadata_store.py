@@ -145,13 +145,6 @@ def test_unique_constraints_and_cascades(store: MetadataStore) -> None:
         assert session.scalar(select(func.count()).select_from(DatasetVersion)) == 0
 
 
-@pytest.mark.xfail(
-    reason="models.py: Dataset.versions (and PromptTemplate.versions/aliases) lack "
-    "cascade='all, delete-orphan', passive_deletes=True, so the ORM sets dataset_id to NULL "
-    "instead of letting ON DELETE CASCADE run",
-    raises=IntegrityError,
-    strict=True,
-)
 def test_orm_delete_of_a_dataset_removes_its_versions(store: MetadataStore) -> None:
     with store.session() as session:
         dataset = Dataset(name="d")

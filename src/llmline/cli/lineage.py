@@ -28,7 +28,7 @@ def lineage(
 
     workspace = workspace_from(ctx)
     root = _resolve(workspace, ref)
-    with workspace.metadata.session() as session:
+    with workspace.metadata.read_session() as session:
         graph = walk(session, root)
     if as_json:
         print_json(graph.to_dict())

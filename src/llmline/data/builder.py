@@ -141,11 +141,14 @@ def build_dataset(
 def _prepare_sql(
     workspace: Workspace, spec: DatasetSpec, warehouse: Warehouse, prompt: PromptInfo
 ) -> str:
+    # The table map points BigQuery's public paths at local tables; on
+    # BigQuery itself those paths are real and stay as written.
+    table_map = None if warehouse.dialect == "bigquery" else workspace.settings.table_map
     sql = transpile(
         spec.sql,
         read=spec.dialect or workspace.settings.sql_dialect,
         write=warehouse.dialect,
-        table_map=workspace.settings.table_map,
+        table_map=table_map,
     )
     available = warehouse.result_columns(sql)
     needed = list(dict.fromkeys([*prompt.variables, spec.output_column, spec.key_column]))
@@ -156,10 +159,11 @@ def _prepare_sql(
 
 
 def _source_fingerprints(warehouse: Warehouse, sql: str) -> dict[str, str]:
+    """Content fingerprints of the tables the query reads (CTEs excluded)."""
     tree = sqlglot.parse_one(sql, read=warehouse.dialect)
-    names = sorted({t.name for t in tree.find_all(exp.Table)})
-    known = {t.name for t in warehouse.tables()}
-    return {name: warehouse.fingerprint(name) for name in names if name in known}
+    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    names = sorted({exp.table_name(t) for t in tree.find_all(exp.Table)} - ctes)
+    return {name: warehouse.fingerprint(name) for name in names}
 
 
 def _stage_rows(

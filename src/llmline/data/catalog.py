@@ -112,7 +112,7 @@ def _info(row: DatasetVersion) -> DatasetVersionInfo:
 
 
 def find_by_hash(workspace: Workspace, name: str, content_hash: str) -> DatasetVersionInfo | None:
-    with workspace.metadata.session() as session:
+    with workspace.metadata.read_session() as session:
         row = session.scalar(
             select(DatasetVersion)
             .join(Dataset)
@@ -123,7 +123,7 @@ def find_by_hash(workspace: Workspace, name: str, content_hash: str) -> DatasetV
 
 def list_versions(workspace: Workspace, name: str | None = None) -> list[DatasetVersionInfo]:
     """Every version (of one dataset, or of all), oldest first."""
-    with workspace.metadata.session() as session:
+    with workspace.metadata.read_session() as session:
         query = select(DatasetVersion).join(Dataset)
         if name is not None:
             _dataset(session, name)
@@ -137,7 +137,7 @@ def list_versions(workspace: Workspace, name: str | None = None) -> list[Dataset
 def get_version(workspace: Workspace, ref: str) -> DatasetVersionInfo:
     """``NAME``, ``NAME@latest`` or ``NAME@VERSION`` (a unique prefix is enough)."""
     name, _, selector = ref.partition("@")
-    with workspace.metadata.session() as session:
+    with workspace.metadata.read_session() as session:
         dataset = _dataset(session, name)
         versions = sorted(dataset.versions, key=lambda v: (v.created_at, v.id))
         if not versions:

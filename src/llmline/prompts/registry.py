@@ -110,17 +110,17 @@ class PromptRegistry:
 
     def get(self, ref: str | PromptRef) -> PromptInfo:
         ref = PromptRef.parse(ref) if isinstance(ref, str) else ref
-        with self.store.session() as session:
+        with self.store.read_session() as session:
             return _info(session, _resolve(session, ref))
 
     def versions(self, name: str) -> list[PromptInfo]:
-        with self.store.session() as session:
+        with self.store.read_session() as session:
             row = _template(session, name)
             return [_info(session, v) for v in row.versions]
 
     def list(self) -> list[PromptInfo]:
         """The latest version of every template."""
-        with self.store.session() as session:
+        with self.store.read_session() as session:
             out = []
             for row in session.scalars(select(PromptTemplate).order_by(PromptTemplate.name)):
                 latest = _latest(session, row.id)

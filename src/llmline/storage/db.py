@@ -26,6 +26,8 @@ __all__ = ["MetadataStore"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+_MIGRATION_LOCK = 7_236_021_897  # any constant key, shared by every llmline process
+_READ_ONLY = "llmline_read_only"
 
 
 class MetadataStore:
@@ -35,6 +37,9 @@ class MetadataStore:
         self.url = url
         self.engine = _create_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(
+            self.engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False
+        )
         if migrate:
             self.upgrade()
 
@@ -44,8 +49,15 @@ class MetadataStore:
         with self._sessions() as session, session.begin():
             yield session
 
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A read-only unit of work: on SQLite it takes no write lock, so reads
+        run beside a writer (WAL) instead of queueing behind it."""
+        with self._read_sessions() as session, session.begin():
+            yield session
+
     def current_revision(self) -> str | None:
-        with self.engine.connect() as conn:
+        with self.engine.execution_options(**{_READ_ONLY: True}).connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
     @staticmethod
@@ -58,6 +70,15 @@ class MetadataStore:
             if self.current_revision() == self.head_revision():
                 return
             with self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # Two processes opening an empty database at once must not
+                    # both run the first migration: serialise on a lock.
+                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+                    if (
+                        MigrationContext.configure(conn).get_current_revision()
+                        == self.head_revision()
+                    ):
+                        return
                 config = _alembic_config()
                 config.attributes["connection"] = conn
                 command.upgrade(config, "head")
@@ -110,8 +131,9 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # Take the write lock up front: two deferred transactions that both
-        # try to upgrade to writers would otherwise fail with SQLITE_BUSY.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the write lock up front: two deferred transactions that
+        # both try to upgrade to writers would otherwise fail with SQLITE_BUSY.
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine

@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sqlalchemy import and_, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from llmline.storage.models import LineageEdge
+from llmline.storage.models import LineageEdge, utcnow
+
+_EDGE_KEY = ["src_kind", "src_ref", "dst_kind", "dst_ref", "relation"]
 
 __all__ = ["ArtifactRef", "Edge", "LineageGraph", "add_edge", "walk"]
 
@@ -71,27 +74,21 @@ def add_edge(
     relation: str,
     attributes: dict[str, Any] | None = None,
 ) -> None:
-    """Record ``src --relation--> dst`` once (re-adding is a no-op)."""
-    exists = session.scalar(
-        select(LineageEdge.id).where(
-            LineageEdge.src_kind == src.kind,
-            LineageEdge.src_ref == src.ref,
-            LineageEdge.dst_kind == dst.kind,
-            LineageEdge.dst_ref == dst.ref,
-            LineageEdge.relation == relation,
-        )
+    """Record ``src --relation--> dst`` once; re-adding (even concurrently) is a no-op."""
+    values = {
+        "src_kind": src.kind,
+        "src_ref": src.ref,
+        "dst_kind": dst.kind,
+        "dst_ref": dst.ref,
+        "relation": relation,
+        "attributes": attributes or {},
+        "created_at": utcnow(),
+    }
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    # INSERT ... ON CONFLICT DO NOTHING: a SELECT-then-INSERT would race.
+    session.execute(
+        insert(LineageEdge).values(**values).on_conflict_do_nothing(index_elements=_EDGE_KEY)
     )
-    if exists is None:
-        session.add(
-            LineageEdge(
-                src_kind=src.kind,
-                src_ref=src.ref,
-                dst_kind=dst.kind,
-                dst_ref=dst.ref,
-                relation=relation,
-                attributes=attributes or {},
-            )
-        )
 
 
 def walk(session: Session, root: ArtifactRef, max_depth: int = 20) -> LineageGraph:

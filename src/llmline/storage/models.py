@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Dialect, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 __all__ = [
     "Base",
@@ -20,12 +21,28 @@ __all__ = [
     "PromptAlias",
     "PromptTemplate",
     "PromptVersion",
+    "UTCDateTime",
     "utcnow",
 ]
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every engine (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value.astimezone(UTC) if value is not None and value.tzinfo else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
 
 class Base(DeclarativeBase):
@@ -38,9 +55,12 @@ class Dataset(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     versions: Mapped[list[DatasetVersion]] = relationship(
-        back_populates="dataset", order_by="DatasetVersion.created_at"
+        back_populates="dataset",
+        order_by="DatasetVersion.created_at",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
     )
 
 
@@ -57,7 +77,7 @@ class DatasetVersion(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     uri: Mapped[str] = mapped_column(Text)
     manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     dataset: Mapped[Dataset] = relationship(back_populates="versions")
 
 
@@ -66,11 +86,16 @@ class PromptTemplate(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     versions: Mapped[list[PromptVersion]] = relationship(
-        back_populates="template", order_by="PromptVersion.version"
+        back_populates="template",
+        order_by="PromptVersion.version",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
     )
-    aliases: Mapped[list[PromptAlias]] = relationship(back_populates="template")
+    aliases: Mapped[list[PromptAlias]] = relationship(
+        back_populates="template", cascade="all, delete-orphan", passive_deletes=True
+    )
 
 
 class PromptVersion(Base):
@@ -84,7 +109,7 @@ class PromptVersion(Base):
     variables: Mapped[list[Any]] = mapped_column(JSON)
     content_hash: Mapped[str] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     template: Mapped[PromptTemplate] = relationship(back_populates="versions")
 
 
@@ -96,7 +121,7 @@ class PromptAlias(Base):
     template_id: Mapped[int] = mapped_column(ForeignKey("prompt_templates.id", ondelete="CASCADE"))
     alias: Mapped[str] = mapped_column(String(100))
     version_id: Mapped[int] = mapped_column(ForeignKey("prompt_versions.id", ondelete="CASCADE"))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     template: Mapped[PromptTemplate] = relationship(back_populates="aliases")
     target: Mapped[PromptVersion] = relationship()
 
@@ -122,4 +147,4 @@ class LineageEdge(Base):
     dst_ref: Mapped[str] = mapped_column(String(500), index=True)
     relation: Mapped[str] = mapped_column(String(50))
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

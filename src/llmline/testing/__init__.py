@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from llmline.testing.postgres import PostgresNotFoundError, PostgresServer
+from llmline.testing.postgres import PostgresNotFoundError, PostgresServer, PostgresServerError
 
-__all__ = ["PostgresNotFoundError", "PostgresServer"]
+__all__ = ["PostgresNotFoundError", "PostgresServer", "PostgresServerError"]

@@ -18,6 +18,7 @@ import re
 import shlex
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import weakref
@@ -28,7 +29,7 @@ from types import TracebackType
 import psycopg
 from psycopg import sql
 
-__all__ = ["PostgresNotFoundError", "PostgresServer", "find_bindir"]
+__all__ = ["PostgresNotFoundError", "PostgresServer", "PostgresServerError", "find_bindir"]
 
 INSTALL_HINT = "install it with `apt-get install -y postgresql` (Debian/Ubuntu)"
 BINDIR_ENV = "LLMLINE_PG_BINDIR"
@@ -47,7 +48,11 @@ _SETTINGS = {
 }
 
 
-class PostgresNotFoundError(RuntimeError):
+class PostgresServerError(RuntimeError):
+    """The test server could not be set up, started or used."""
+
+
+class PostgresNotFoundError(PostgresServerError):
     """The PostgreSQL server programs (``initdb``, ``pg_ctl``) are not installed."""
 
 
@@ -58,8 +63,12 @@ def find_bindir() -> Path:
     ``/usr/lib/postgresql/*/bin`` (Debian keeps the server programs off PATH),
     then PATH.
     """
+    explicit = os.environ.get(BINDIR_ENV)
+    if explicit:
+        # A folder the user named must be right; falling back would hide the mistake.
+        return _check_bindir(Path(explicit))
     for candidate in _bindir_candidates():
-        if (candidate / "initdb").is_file() and (candidate / "pg_ctl").is_file():
+        if _has_server(candidate):
             return candidate
     raise PostgresNotFoundError(
         f"PostgreSQL server programs (initdb, pg_ctl) not found; {INSTALL_HINT} "
@@ -67,10 +76,18 @@ def find_bindir() -> Path:
     )
 
 
+def _has_server(bindir: Path) -> bool:
+    return (bindir / "initdb").is_file() and (bindir / "pg_ctl").is_file()
+
+
+def _check_bindir(bindir: Path) -> Path:
+    if not _has_server(bindir):
+        raise PostgresNotFoundError(f"no initdb and pg_ctl in {bindir}; {INSTALL_HINT}")
+    return bindir
+
+
 def _bindir_candidates() -> list[Path]:
     found: list[Path] = []
-    if os.environ.get(BINDIR_ENV):
-        found.append(Path(os.environ[BINDIR_ENV]))
     pg_config = shutil.which("pg_config")
     if pg_config:
         # libpq-dev ships pg_config without the server, so the answer is only a hint.
@@ -124,12 +141,13 @@ class PostgresServer:
     def start(self) -> PostgresServer:
         if self.running:
             return self
-        bindir = self._bindir or find_bindir()
+        bindir = _check_bindir(self._bindir) if self._bindir else find_bindir()
         run_as = _service_user() if os.geteuid() == 0 else None
         self.root = Path(tempfile.mkdtemp(prefix="llmline-pg-", dir=self._base_dir))
         if run_as is not None:
-            # The server's user must own its folder; /tmp-style parents are traversable.
+            # The server's user must own its folder and be able to reach it.
             os.chown(self.root, run_as.pw_uid, run_as.pw_gid)
+            _check_reachable(self.root, run_as)
         runner = _Runner(bindir, run_as, self.root)
         # Registered before anything can fail so a half-started cluster is still removed.
         self._finalizer = weakref.finalize(self, _shutdown, runner, self.root)
@@ -161,7 +179,7 @@ class PostgresServer:
             try:
                 wait = ["-w", "-t", str(START_TIMEOUT_S)]
                 runner.run("pg_ctl", "start", *wait, "-D", "data", "-l", "server.log")
-            except RuntimeError:
+            except PostgresServerError:
                 if attempt == START_ATTEMPTS:
                     raise
                 continue
@@ -197,7 +215,7 @@ class PostgresServer:
 
     def url_for(self, database: str) -> str:
         if self.port is None:
-            raise RuntimeError("PostgresServer is not running; call start() first")
+            raise PostgresServerError("PostgresServer is not running; call start() first")
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
 
     def create_database(self, name: str) -> str:
@@ -209,12 +227,17 @@ class PostgresServer:
     def drop_database(self, name: str) -> None:
         """Drop ``name``, closing whatever connections tests left open to it."""
         with self._admin() as conn:
+            drop = sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
+            if conn.info.server_version >= 130000:
+                conn.execute(drop + sql.SQL(" WITH (FORCE)"))
+                return
+            # Before 13 there is no FORCE: end the sessions ourselves.
             conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = %s AND pid <> pg_backend_pid()",
                 [name],
             )
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+            conn.execute(drop)
 
     def _admin(self) -> psycopg.Connection[tuple[object, ...]]:
         # CREATE/DROP DATABASE cannot run inside a transaction block.
@@ -245,7 +268,7 @@ class _Runner:
             argv, cwd=self.cwd, env=env, capture_output=True, text=True, check=False
         )
         if check and done.returncode != 0:
-            raise RuntimeError(_failure(argv, done, self.cwd / "server.log"))
+            raise PostgresServerError(_failure(argv, done, self.cwd / "server.log"))
 
     def write(self, path: Path, text: str) -> None:
         path.write_text(text)
@@ -267,6 +290,24 @@ def _service_user() -> pwd.struct_passwd:
             f"PostgreSQL will not run as root and there is no {SERVICE_USER!r} user; "
             f"{INSTALL_HINT} (it creates the user) or run the tests as another user"
         ) from None
+
+
+def _check_reachable(folder: Path, user: pwd.struct_passwd) -> None:
+    """Fail early, and clearly, if ``user`` cannot walk down to ``folder``."""
+    for parent in folder.parents:
+        st = parent.stat()
+        if st.st_uid == user.pw_uid:
+            ok = st.st_mode & stat.S_IXUSR
+        elif st.st_gid == user.pw_gid:
+            ok = st.st_mode & stat.S_IXGRP
+        else:
+            ok = st.st_mode & stat.S_IXOTH
+        if not ok:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise PostgresServerError(
+                f"PostgreSQL runs as {user.pw_name!r} (it refuses root), who cannot enter "
+                f"{parent}; give PostgresServer a base_dir it can reach, such as /tmp"
+            )
 
 
 def _shutdown(runner: _Runner, root: Path) -> None:

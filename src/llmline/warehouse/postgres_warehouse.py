@@ -306,7 +306,10 @@ def _read_file(path: Path) -> pa.Table:
         if suffix in _JSON_SUFFIXES:
             return pa_json.read_json(path)
         delimiter = "\t" if suffix == ".tsv" else ","
-        return pa_csv.read_csv(path, parse_options=pa_csv.ParseOptions(delimiter=delimiter))
+        # An empty field is NULL, a quoted "" an empty string (as COPY reads CSV).
+        convert = pa_csv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=False)
+        parse = pa_csv.ParseOptions(delimiter=delimiter)
+        return pa_csv.read_csv(path, parse_options=parse, convert_options=convert)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise ImportFileError(str(path), None, " ".join(str(exc).split())) from None
 
