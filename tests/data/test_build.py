@@ -158,3 +158,31 @@ _ALL_ROWS = (
     "SELECT q.id, q.title || ' ' || q.body AS question, a.body AS answer "
     "FROM posts_questions q JOIN posts_answers a ON a.id = q.accepted_answer_id"
 )
+
+
+def test_filters_shape_the_default_sql(workspace: Workspace) -> None:
+    spec = DatasetSpec.model_validate(
+        {"filters": {"tag": "pandas", "since": "2010-01-10", "limit": 20}}
+    )
+    result = data.build("pandas", spec, workspace=workspace)
+    executed = result.manifest["sql"]["executed"]
+    assert "'pandas'" in executed and "2010-01-10" in executed and "LIMIT 20" in executed
+    assert result.manifest["sql"]["dialect"] == "bigquery"
+    assert 0 < result.report.rows_read <= 20
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"sql": "SELECT 1", "filters": {"tag": "x"}}, "filters shape the default SQL"),
+        ({"filters": {"tag": "it's"}}, "without quotes"),
+        ({"filters": {"limit": 0}}, "greater than 0"),
+        ({"split": {"fractions": {"Train": 1.0}}}, "lower-case words"),
+        ({"cleaning": {"min_chars": 50, "max_chars": 10}}, "smaller than max_chars"),
+    ],
+)
+def test_invalid_specs(fields: dict[str, object], message: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=message):
+        DatasetSpec.model_validate(fields)

@@ -102,6 +102,7 @@ class BuildPlan:
     spec: DatasetSpec
     prompt: PromptInfo
     sql: str  # in the engine's dialect
+    source_dialect: str  # the dialect the spec's SQL is written in
     engine: str
     sources: dict[str, str]  # table -> content fingerprint
 
@@ -125,9 +126,16 @@ def build_dataset(
         scratch_dir(tmp_root) as tmp,
         workspace.artifacts.stage() as out,
     ):
-        sql = _prepare_sql(workspace, spec, warehouse, prompt)
+        dialect = spec.query_dialect or workspace.settings.sql_dialect
+        sql = _prepare_sql(workspace, spec, dialect, warehouse, prompt)
         plan = BuildPlan(
-            name, spec, prompt, sql, warehouse.dialect, _source_fingerprints(warehouse, sql)
+            name,
+            spec,
+            prompt,
+            sql,
+            dialect,
+            warehouse.dialect,
+            _source_fingerprints(warehouse, sql),
         )
         staging = Staging(tmp / "staging.duckdb")
         try:
@@ -139,14 +147,14 @@ def build_dataset(
 
 
 def _prepare_sql(
-    workspace: Workspace, spec: DatasetSpec, warehouse: Warehouse, prompt: PromptInfo
+    workspace: Workspace, spec: DatasetSpec, dialect: str, warehouse: Warehouse, prompt: PromptInfo
 ) -> str:
     # The table map points BigQuery's public paths at local tables; on
     # BigQuery itself those paths are real and stay as written.
     table_map = None if warehouse.dialect == "bigquery" else workspace.settings.table_map
     sql = transpile(
-        spec.sql,
-        read=spec.dialect or workspace.settings.sql_dialect,
+        spec.query,
+        read=dialect,
         write=warehouse.dialect,
         table_map=table_map,
     )
@@ -234,8 +242,8 @@ def _manifest(plan: BuildPlan, files: dict[str, Path], report: BuildReport) -> d
             for name, path in sorted(files.items())
         },
         "sql": {
-            "text": spec.sql,
-            "dialect": spec.dialect,
+            "text": spec.query,
+            "dialect": plan.source_dialect,
             "executed": plan.sql,
             "engine": plan.engine,
         },

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["DEFAULT_SQL", "CleaningSpec", "DatasetSpec", "SplitSpec"]
+__all__ = ["DEFAULT_SQL", "CleaningSpec", "DatasetSpec", "FilterSpec", "SplitSpec"]
 
 # A warehouse extraction for tuning, written in BigQuery's dialect against the
 # public Stack Overflow dataset: questions joined with their accepted answers,
 # filtered by tag and date, bounded by a LIMIT.  It runs unchanged on the
 # embedded DuckDB warehouse through sqlglot and the table map.
-DEFAULT_SQL = """\
+DEFAULT_SQL_TEMPLATE = """\
 SELECT
   q.id AS id,
   CONCAT(q.title, '\\n\\n', q.body) AS question,
@@ -22,14 +23,37 @@ SELECT
 FROM `bigquery-public-data.stackoverflow.posts_questions` AS q
 INNER JOIN `bigquery-public-data.stackoverflow.posts_answers` AS a
   ON q.accepted_answer_id = a.id
-WHERE REGEXP_CONTAINS(q.tags, r'python')
-  AND q.creation_date >= TIMESTAMP '2000-01-01'
-LIMIT 50000
+WHERE REGEXP_CONTAINS(q.tags, r'{tag}')
+  AND q.creation_date >= TIMESTAMP '{since}'
+LIMIT {limit}
 """
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FilterSpec(_Strict):
+    """Parameters of the default SQL: which questions to extract."""
+
+    tag: str = Field(default="python", description="Regular expression matched against tags.")
+    since: date = Field(default=date(2000, 1, 1), description="Oldest question date.")
+    limit: int = Field(default=50_000, gt=0, description="At most this many rows.")
+
+    @field_validator("tag")
+    @classmethod
+    def _quotable(cls, value: str) -> str:
+        if not value or "'" in value or "\n" in value:
+            raise ValueError("tag must be a non-empty pattern without quotes or newlines")
+        return value
+
+    def render(self) -> str:
+        return DEFAULT_SQL_TEMPLATE.format(
+            tag=self.tag, since=self.since.isoformat(), limit=self.limit
+        )
+
+
+DEFAULT_SQL = FilterSpec().render()
 
 
 class SplitSpec(_Strict):
@@ -74,7 +98,10 @@ class CleaningSpec(_Strict):
 class DatasetSpec(_Strict):
     """One named dataset: SQL, prompt template, columns, cleaning, split."""
 
-    sql: str = DEFAULT_SQL
+    sql: str | None = Field(
+        default=None, description="Extraction SQL; default: DEFAULT_SQL shaped by `filters`."
+    )
+    filters: FilterSpec = Field(default_factory=FilterSpec)
     dialect: str | None = Field(
         default=None, description="Dialect of `sql`; defaults to the workspace's sql_dialect."
     )
@@ -84,3 +111,19 @@ class DatasetSpec(_Strict):
     cleaning: CleaningSpec = Field(default_factory=CleaningSpec)
     split: SplitSpec = Field(default_factory=SplitSpec)
     description: str = ""
+
+    @model_validator(mode="after")
+    def _filters_need_default_sql(self) -> DatasetSpec:
+        if self.sql is not None and "filters" in self.model_fields_set:
+            raise ValueError("filters shape the default SQL; with your own sql, filter in the SQL")
+        return self
+
+    @property
+    def query(self) -> str:
+        """The SQL this spec runs (in ``dialect``)."""
+        return self.sql if self.sql is not None else self.filters.render()
+
+    @property
+    def query_dialect(self) -> str | None:
+        """Dialect of :attr:`query`: the default SQL is always BigQuery's."""
+        return self.dialect if self.sql is not None else (self.dialect or "bigquery")

@@ -1,6 +1,12 @@
-"""Out-of-core staging for a build: a private DuckDB file holds every cleaned
-row, so de-duplication and the sorted export run with bounded memory however
-large the extraction is."""
+"""Out-of-core staging for a build, with bounded memory however large the
+extraction is.
+
+Transformed batches are streamed into one Parquet file next to a private
+DuckDB database.  The heavy columns (texts, MinHash signatures) stay in that
+file and are read from it only where needed; DuckDB keeps a narrow ``rows``
+table (row number in the file, id, split, hash) for de-duplication, split
+counts and the sorted export.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from llmline.data.dedup import U64, estimate_jaccard
 
@@ -34,70 +41,159 @@ def _signatures(column: pa.Array) -> U64:
     return data.view(np.uint64).reshape(len(column), -1)
 
 
+def _quote(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
 class Staging:
     def __init__(self, path: Path, *, memory_limit: str = "512MB", threads: int = 2) -> None:
         self.con = duckdb.connect(str(path))
         self.con.execute(f"SET memory_limit = '{memory_limit}'")
         self.con.execute(f"SET threads = {threads}")
-        self.con.execute(f"SET temp_directory = '{path.parent / 'spill'}'")
+        self.con.execute(f"SET temp_directory = {_quote(path.parent / 'spill')}")
         self.con.execute("SET preserve_insertion_order = true")
-        self._created = False
+        self._file = path.with_name(f"{path.stem}.rows.parquet")
+        self._writer: pq.ParquetWriter | None = None
+        self._schema: pa.Schema | None = None
+        self._appended = 0
+        self._numbered = False
 
+    # -- staging ---------------------------------------------------------------------------
     def append(self, table: pa.Table) -> None:
-        self.con.register("incoming", table)
-        if self._created:
-            self.con.execute("INSERT INTO rows SELECT * FROM incoming")
-        else:
-            self.con.execute("CREATE TABLE rows AS SELECT * FROM incoming")
-            self._created = True
-        self.con.unregister("incoming")
+        if self._numbered:
+            raise RuntimeError("rows cannot be appended once they are numbered")
+        if self._schema is None:
+            self._schema = table.schema
+        elif table.schema != self._schema:
+            table = table.cast(self._schema)
+        if self._writer is None:
+            # Uncompressed, no dictionaries: the file lives only as long as the
+            # build, and is written and read a few times from the page cache.
+            self._writer = pq.ParquetWriter(
+                self._file, self._schema, compression="none", use_dictionary=["split"]
+            )
+        self._writer.write_table(table)
+        self._appended += table.num_rows
+
+    @property
+    def _staged(self) -> str:
+        """The staged rows, with ``rid`` (their row number in the file)."""
+        return (
+            f"(SELECT * EXCLUDE (file_row_number), file_row_number AS rid "
+            f"FROM read_parquet({_quote(self._file)}, file_row_number = true))"
+        )
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     def count(self) -> int:
-        if not self._created:
-            return 0
+        if not self._numbered:
+            return self._appended
         row = self.con.execute("SELECT count(*) FROM rows").fetchone()
         return int(row[0]) if row else 0
 
+    # -- de-duplication ----------------------------------------------------------------------
     def number_rows(self, *, drop_exact_duplicates: bool) -> int:
-        """Give rows ids in content order, keeping only the first row of each
-        normalised text pair when asked; return how many rows were dropped."""
-        before = self.count()
-        source = "(SELECT * FROM rows)"
-        if drop_exact_duplicates:
-            source = f"""(
-              SELECT * EXCLUDE (rn) FROM (
-                SELECT *, row_number() OVER (
-                  PARTITION BY {_NORMALISED.format(col="input_text")},
-                               {_NORMALISED.format(col="output_text")}
-                  ORDER BY {_CONTENT_ORDER}) AS rn
-                FROM rows)
-              WHERE rn = 1)"""
-        self.con.execute(
-            "CREATE TABLE numbered AS "
-            f"SELECT *, row_number() OVER (ORDER BY {_CONTENT_ORDER}) AS id FROM {source}"
+        """Give rows ids in content order (``key, input_text, output_text``),
+        keeping only the first row of each normalised text pair when asked;
+        return how many rows were dropped.
+
+        Only narrow columns are sorted: rows whose normalised texts share a
+        hash with another row, and rows whose key is not unique, are the only
+        ones whose texts are compared, and they are few."""
+        self._close_writer()
+        if self._appended == 0:
+            self.con.execute(
+                "CREATE TABLE rows (rid BIGINT, id BIGINT, split VARCHAR, split_hash UBIGINT)"
+            )
+            self._numbered = True
+            return 0
+        staged = self._staged
+        pair_hash = (
+            f"hash({_NORMALISED.format(col='input_text')}, {_NORMALISED.format(col='output_text')})"
+            if drop_exact_duplicates
+            else "NULL::UBIGINT"
         )
-        self.con.execute("DROP TABLE rows")
-        self.con.execute("ALTER TABLE numbered RENAME TO rows")
-        return before - self.count()
+        self.con.execute(
+            f"CREATE TEMP TABLE narrow AS "
+            f"SELECT rid, key, split, split_hash, {pair_hash} AS pair_hash FROM {staged}"
+        )
+        if drop_exact_duplicates:
+            # Equal normalised texts have equal hashes; only rows sharing a hash
+            # are compared on the texts themselves (collisions are harmless).
+            self.con.execute(
+                f"""
+                CREATE TEMP TABLE dropped AS
+                SELECT rid FROM (
+                  SELECT rid, row_number() OVER (
+                    PARTITION BY {_NORMALISED.format(col="input_text")},
+                                 {_NORMALISED.format(col="output_text")}
+                    ORDER BY {_CONTENT_ORDER}) AS rn
+                  FROM {staged}
+                  WHERE rid IN (
+                    SELECT rid FROM narrow WHERE pair_hash IN (
+                      SELECT pair_hash FROM narrow GROUP BY pair_hash HAVING count(*) > 1)))
+                WHERE rn > 1
+                """
+            )
+            self.con.execute("DELETE FROM narrow WHERE rid IN (SELECT rid FROM dropped)")
+            self.con.execute("DROP TABLE dropped")
+        # Order by key; rows sharing a key are ranked by their texts.
+        self.con.execute(
+            "CREATE TEMP TABLE shared_keys AS SELECT rid FROM ("
+            "  SELECT rid, count(*) OVER (PARTITION BY key) AS n FROM narrow) WHERE n > 1"
+        )
+        self.con.execute(
+            f"""
+            CREATE TEMP TABLE ties AS
+            SELECT rid, row_number() OVER (PARTITION BY key ORDER BY input_text, output_text) AS tie
+            FROM {staged} WHERE rid IN (SELECT rid FROM shared_keys)
+            """
+        )
+        self.con.execute(
+            """
+            CREATE TABLE rows AS
+            SELECT n.rid, row_number() OVER (ORDER BY n.key, coalesce(t.tie, 0)) AS id,
+                   n.split, n.split_hash
+            FROM narrow AS n LEFT JOIN ties AS t ON n.rid = t.rid
+            """
+        )
+        for table in ("narrow", "shared_keys", "ties"):
+            self.con.execute(f"DROP TABLE {table}")
+        self._numbered = True
+        return self._appended - self.count()
 
     def drop_near_duplicates(self, threshold: float) -> int:
         """Drop every row whose estimated Jaccard similarity to a row with a
         smaller id reaches ``threshold``; candidates come from shared LSH bands
         and are confirmed on their full signatures, a chunk of pairs at a time."""
+        staged = self._staged
         self.con.execute(
-            """
+            f"""
             CREATE TEMP TABLE candidates AS
             WITH b AS (
-              SELECT id, unnest(bands) AS h, generate_subscripts(bands, 1) AS band FROM rows)
+              SELECT r.id, unnest(s.bands) AS h, generate_subscripts(s.bands, 1) AS band
+              FROM rows AS r JOIN (SELECT rid, bands FROM {staged}) AS s ON r.rid = s.rid)
             SELECT DISTINCT x.id AS lo, y.id AS hi
             FROM b AS x JOIN b AS y ON x.band = y.band AND x.h = y.h AND x.id < y.id
             WHERE x.h <> 0
             """
         )
+        self.con.execute(
+            f"""
+            CREATE TEMP TABLE candidate_sigs AS
+            SELECT r.id, s.sig FROM rows AS r JOIN (SELECT rid, sig FROM {staged}) AS s
+              ON r.rid = s.rid
+            WHERE r.id IN (SELECT lo FROM candidates UNION SELECT hi FROM candidates)
+            """
+        )
         reader = self.con.sql(
             """
             SELECT c.hi, a.sig AS sig_lo, b.sig AS sig_hi
-            FROM candidates AS c JOIN rows AS a ON a.id = c.lo JOIN rows AS b ON b.id = c.hi
+            FROM candidates AS c JOIN candidate_sigs AS a ON a.id = c.lo
+            JOIN candidate_sigs AS b ON b.id = c.hi
             """
         ).to_arrow_reader(_PAIR_CHUNK)
         doomed: set[int] = set()
@@ -108,6 +204,7 @@ class Staging:
             similar = similarity >= threshold
             doomed.update(chunk.column("hi").to_numpy()[similar].tolist())
         self.con.execute("DROP TABLE candidates")
+        self.con.execute("DROP TABLE candidate_sigs")
         if doomed:
             ids = pa.table({"id": pa.array(sorted(doomed), type=pa.int64())})
             self.con.register("doomed", ids)
@@ -115,6 +212,7 @@ class Staging:
             self.con.unregister("doomed")
         return len(doomed)
 
+    # -- export ----------------------------------------------------------------------------
     def split_counts(self) -> dict[str, int]:
         rows = self.con.execute("SELECT split, count(*) FROM rows GROUP BY split").fetchall()
         return {str(name): int(n) for name, n in rows}
@@ -122,18 +220,26 @@ class Staging:
     def export(self, split: str, folder: Path) -> Iterator[Path]:
         """Write ``<split>.jsonl`` and ``<split>.parquet``; yield their paths."""
         query = (
-            "SELECT input_text, output_text FROM rows "
-            f"WHERE split = '{split.replace(chr(39), '')}' ORDER BY split_hash, id"
+            f"SELECT s.input_text, s.output_text "
+            f"FROM (SELECT rid, input_text, output_text FROM {self._staged}) AS s "
+            f"JOIN rows AS r ON r.rid = s.rid "
+            f"WHERE r.split = '{split.replace(chr(39), '')}' ORDER BY r.split_hash, r.id"
         )
         jsonl = folder / f"{split}.jsonl"
         parquet = folder / f"{split}.parquet"
-        self.con.execute(f"COPY ({query}) TO '{jsonl}' (FORMAT JSON)")
-        yield jsonl
+        # Sort once: the JSON lines are read back, in file order, from the Parquet file.
         self.con.execute(
-            f"COPY ({query}) TO '{parquet}' "
+            f"COPY ({query}) TO {_quote(parquet)} "
             "(FORMAT PARQUET, COMPRESSION ZSTD, ROW_GROUP_SIZE 100000)"
         )
+        self.con.execute(
+            f"COPY (SELECT input_text, output_text FROM read_parquet({_quote(parquet)})) "
+            f"TO {_quote(jsonl)} (FORMAT JSON)"
+        )
+        yield jsonl
         yield parquet
 
     def close(self) -> None:
+        self._close_writer()
         self.con.close()
+        self._file.unlink(missing_ok=True)
