@@ -16,7 +16,7 @@ PUBLIC = {
     ],
     "llmline.data": [
         "DEFAULT_SQL", "BuildReport", "BuildResult", "CleaningSpec", "DatasetSpec",
-        "DatasetVersionInfo", "SplitSpec", "build", "list", "show", "verify",
+        "DatasetVersionInfo", "FilterSpec", "SplitSpec", "build", "list", "show", "verify",
     ],
     "llmline.prompts": ["PromptInfo", "PromptRef", "PromptRegistry", "Template"],
     "llmline.warehouse": ["TableInfo", "Warehouse", "connect", "transpile"],

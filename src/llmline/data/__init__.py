@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 from typing import TYPE_CHECKING, Any
 
-from llmline.data.spec import DEFAULT_SQL, CleaningSpec, DatasetSpec, SplitSpec
+from llmline.data.spec import DEFAULT_SQL, CleaningSpec, DatasetSpec, FilterSpec, SplitSpec
 
 if TYPE_CHECKING:
     from llmline.data.builder import BuildReport, BuildResult, ProgressCallback
@@ -24,6 +24,7 @@ __all__ = [
     "CleaningSpec",
     "DatasetSpec",
     "DatasetVersionInfo",
+    "FilterSpec",
     "SplitSpec",
     "build",
     "list",
