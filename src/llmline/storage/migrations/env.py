@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from alembic import context
 
-from llmline.storage.models import Base
+from llmline.storage.tables import metadata
 
 connection = context.config.attributes["connection"]
 context.configure(
     connection=connection,
-    target_metadata=Base.metadata,
+    target_metadata=metadata,
     render_as_batch=connection.dialect.name == "sqlite",
 )
 with context.begin_transaction():

@@ -1,0 +1,16 @@
+"""Every table of the metadata store, registered on one ``Base.metadata``.
+
+Table classes live with the stage that owns them; importing this module
+imports them all, which is what Alembic's environment and the schema test
+need to see the whole schema.
+"""
+
+from __future__ import annotations
+
+from llmline.storage import eval_tables, model_tables, models
+from llmline.storage.models import Base
+
+__all__ = ["Base", "metadata"]
+
+metadata = Base.metadata
+_REGISTERED = (models, model_tables, eval_tables)

@@ -1,0 +1,1 @@
+"""Tests of llmline.models (a package: its module names clash with other test folders)."""
