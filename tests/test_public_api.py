@@ -19,6 +19,17 @@ PUBLIC = {
         "DatasetVersionInfo", "FilterSpec", "SplitSpec", "build", "list", "show", "verify",
     ],
     "llmline.prompts": ["PromptInfo", "PromptRef", "PromptRegistry", "Template"],
+    "llmline.models": [
+        "BUILTIN_MODELS", "CHAMPION", "DeviceUnavailableError", "Gate", "GateFailedError",
+        "GateFailure", "LoadedModel", "ModelError", "ModelEventInfo", "ModelImportError",
+        "ModelRef", "ModelRegistry", "ModelVersionInfo", "Promotion", "check_gates",
+        "folder_publisher", "import_model", "load_model", "verify_files",
+    ],
+    "llmline.evaluation": [
+        "Comparison", "EvalResult", "EvalStore", "EvaluationError", "GenerationResult", "Judge",
+        "JudgeResult", "MetricDelta", "RequestStats", "Verdict", "compute_metrics",
+        "default_embedder", "evaluate", "generate", "load_rows", "parse_verdict",
+    ],
     "llmline.warehouse": ["TableInfo", "Warehouse", "connect", "transpile"],
 }  # fmt: skip
 
