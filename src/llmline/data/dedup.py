@@ -12,6 +12,7 @@ estimated Jaccard similarity.  Everything is deterministic (no Python
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +20,14 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["LshParams", "band_keys", "estimate_jaccard", "lsh_params", "minhash_signatures"]
+__all__ = [
+    "LshParams",
+    "band_keys",
+    "estimate_jaccard",
+    "lsh_params",
+    "minhash_signatures",
+    "similar_to_earlier",
+]
 
 U64 = npt.NDArray[np.uint64]
 EMPTY = np.uint64(np.iinfo(np.uint64).max)
@@ -27,6 +35,10 @@ _P = np.uint64(0x100000001B3)  # FNV-1a 64-bit prime, as the polynomial base
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _MAX_TOKEN_BYTES = 32
+_SMALL_GROUP = 64  # rows sharing a band key: up to this many, compared as explicit pairs
+_PAIR_CHUNK = 65_536  # explicit pairs compared at a time
+_BLOCK_CELLS = 1 << 22  # pairs x slots compared at a time within a large group
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -144,3 +156,103 @@ def estimate_jaccard(a: U64, b: U64) -> npt.NDArray[np.float64]:
     agree = ((a == b) & used).sum(axis=-1)
     total = used.sum(axis=-1)
     return np.where(total > 0, agree / np.maximum(total, 1), 1.0)
+
+
+def _band_groups(
+    keys: U64,
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Rows sharing a non-zero key: the stable sort order, and the start and
+    size (in that order) of every group of two rows or more."""
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    sizes = np.diff(np.r_[starts, len(ordered)])
+    keep = (sizes >= 2) & (ordered[starts] != 0)
+    return order, starts[keep], sizes[keep]
+
+
+def similar_to_earlier(
+    bands: U64, signatures: Callable[[npt.NDArray[np.intp]], U64], threshold: float
+) -> npt.NDArray[np.intp]:
+    """Rows whose estimated Jaccard similarity to an earlier row that shares a
+    non-zero band key with it reaches ``threshold``, ascending.
+
+    ``bands`` is (n, bands), one row per row in the order that decides which
+    copy survives; ``signatures(rows)`` returns the signatures of ``rows``
+    (ascending indices), and is called once, for the rows in some group.
+    Every candidate pair is compared, as estimate_jaccard does; small groups
+    as explicit pairs, large ones (shared boilerplate makes some huge) block
+    by block on compact per-slot codes.
+    """
+    n = bands.shape[0]
+    grouped = np.zeros(n, dtype=bool)
+    for band in range(bands.shape[1]):
+        order, starts, sizes = _band_groups(bands[:, band])
+        grouped[order[_expand(starts, sizes)]] = True
+    needed = np.flatnonzero(grouped)
+    if not len(needed):
+        return needed
+    sig = signatures(needed)
+    sig_row = np.full(n, -1, dtype=np.intp)
+    sig_row[needed] = np.arange(len(needed))
+    hits = np.zeros(n, dtype=bool)
+    for band in range(bands.shape[1]):
+        order, starts, sizes = _band_groups(bands[:, band])
+        small = sizes <= _SMALL_GROUP
+        lo, hi = _pairs(starts[small], sizes[small])
+        lo, hi = order[lo], order[hi]
+        for i in range(0, len(lo), _PAIR_CHUNK):
+            a, b = lo[i : i + _PAIR_CHUNK], hi[i : i + _PAIR_CHUNK]
+            similar = estimate_jaccard(sig[sig_row[a]], sig[sig_row[b]]) >= threshold
+            hits[np.maximum(a, b)[similar]] = True
+        for start, size in zip(starts[~small].tolist(), sizes[~small].tolist(), strict=True):
+            members = order[start : start + size]  # ascending: the sort is stable
+            hits[members[_group_hits(sig[sig_row[members]], threshold)]] = True
+    return np.flatnonzero(hits)
+
+
+def _expand(starts: npt.NDArray[np.intp], sizes: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+    """Every position of every group."""
+    offsets = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    return np.repeat(starts, sizes) + offsets
+
+
+def _pairs(
+    starts: npt.NDArray[np.intp], sizes: npt.NDArray[np.intp]
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Every pair of positions within each group, earlier position first."""
+    if not len(sizes):
+        empty = np.zeros(0, dtype=np.intp)
+        return empty, empty
+    pos = _expand(starts, sizes)
+    end = np.repeat(starts + sizes, sizes)
+    firsts, seconds = [], []
+    for step in range(1, int(sizes.max())):
+        ok = pos + step < end
+        firsts.append(pos[ok])
+        seconds.append(pos[ok] + step)
+    return np.concatenate(firsts), np.concatenate(seconds)
+
+
+def _group_hits(sig: U64, threshold: float) -> npt.NDArray[np.bool_]:
+    """Within one group (rows in order), which rows are similar to an earlier one.
+
+    Counts as estimate_jaccard does, on cheaper data: a row's used slots as a
+    bitmap, and slot values as small codes (equal codes, equal values).
+    """
+    k, slots = sig.shape
+    _, inverse = np.unique(sig.ravel(), return_inverse=True)
+    codes = inverse.reshape(k, slots).astype(np.uint32)
+    used = sig != EMPTY
+    bits = np.packbits(used, axis=1)
+    hits = np.zeros(k, dtype=bool)
+    step = max(1, _BLOCK_CELLS // (k * slots))
+    for j0 in range(1, k, step):
+        j1 = min(k, j0 + step)
+        same = codes[j0:j1, None, :] == codes[None, :j1, :]
+        agree = (same & used[j0:j1, None, :]).sum(axis=-1)
+        total = _POPCOUNT[bits[j0:j1, None, :] | bits[None, :j1, :]].sum(axis=-1, dtype=np.int64)
+        similarity = np.where(total > 0, agree / np.maximum(total, 1), 1.0)
+        earlier = np.arange(j1)[None, :] < np.arange(j0, j1)[:, None]
+        hits[j0:j1] = ((similarity >= threshold) & earlier).any(axis=1)
+    return hits

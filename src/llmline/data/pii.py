@@ -54,6 +54,7 @@ PII_TYPES: tuple[PiiPattern, ...] = (
 )
 _CARD = next(p for p in PII_TYPES if p.name == "credit_card")
 _CARD_RE = re.compile(_CARD.regex)
+_ANY_PII = "|".join(f"(?:{p.regex})" for p in PII_TYPES)
 
 
 def luhn_valid(number: str) -> bool:
@@ -93,25 +94,30 @@ def scrub_text(text: str) -> tuple[str, Counter[str]]:
 def scrub_array(array: pa.Array) -> tuple[pa.Array, Counter[str]]:
     """Scrub every string of ``array``; return the new array and counts."""
     counts: Counter[str] = Counter()
+    # Findings are rare.  One DFA scan for any pattern picks the rows that
+    # have one; a row that no pattern matches is left as it is by every step
+    # below, so only the picked rows go through them.
+    rows = pc.fill_null(pc.match_substring_regex(array, _ANY_PII), False)
+    if not pc.any(rows).as_py():
+        return array, counts
+    subset = pc.filter(array, rows)
     for pattern in PII_TYPES:
         if pattern is _CARD:
-            array = _scrub_card_rows(array, counts)
+            subset = _scrub_card_rows(subset, counts)
             continue
-        found = pc.sum(pc.count_substring_regex(array, pattern.regex)).as_py() or 0
+        found = pc.sum(pc.count_substring_regex(subset, pattern.regex)).as_py() or 0
         if found:
             counts[pattern.name] += found
-            array = pc.replace_substring_regex(
-                array, pattern=pattern.regex, replacement=pattern.placeholder
+            subset = pc.replace_substring_regex(
+                subset, pattern=pattern.regex, replacement=pattern.placeholder
             )
-    return array, counts
+    return pc.replace_with_mask(array, rows, subset), counts
 
 
 def _scrub_card_rows(array: pa.Array, counts: Counter[str]) -> pa.Array:
     # Luhn is not a regex: find candidate rows in Arrow, validate them in Python.
-    candidates = pc.fill_null(pc.match_substring_regex(array, _CARD.regex), False)
-    if not pc.any(candidates).as_py():
+    rows = pc.fill_null(pc.match_substring_regex(array, _CARD.regex), False)
+    if not pc.any(rows).as_py():
         return array
-    values = array.to_pylist()
-    for i in pc.indices_nonzero(candidates).to_pylist():
-        values[i] = _scrub_cards(values[i], counts)
-    return pa.array(values, type=pa.string())
+    scrubbed = [_scrub_cards(value, counts) for value in pc.filter(array, rows).to_pylist()]
+    return pc.replace_with_mask(array, rows, pa.array(scrubbed, type=array.type))

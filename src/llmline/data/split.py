@@ -21,11 +21,12 @@ _SCALE = float(2**64)
 def split_hashes(keys: pa.Array, seed: int) -> npt.NDArray[np.uint64]:
     """blake2b-64 of ``"{seed}:{key}"`` for every key."""
     prefix = f"{seed}:".encode()
-    out = np.empty(len(keys), dtype=np.uint64)
-    for i, key in enumerate(keys.to_pylist()):
-        digest = hashlib.blake2b(prefix + str(key).encode("utf-8"), digest_size=8).digest()
-        out[i] = int.from_bytes(digest, "big")
-    return out
+    digests = b"".join(
+        hashlib.blake2b(prefix + str(key).encode("utf-8"), digest_size=8).digest()
+        for key in keys.to_pylist()
+    )
+    # Each digest read as a big-endian integer.
+    return np.frombuffer(digests, dtype=">u8").astype(np.uint64)
 
 
 def assign_splits(hashes: npt.NDArray[np.uint64], fractions: dict[str, float]) -> pa.Array:

@@ -15,15 +15,24 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from llmline.data.dedup import U64, estimate_jaccard
+from llmline.data.dedup import U64, similar_to_earlier
 
 __all__ = ["Staging"]
 
 # Rows equal after lower-casing and collapsing whitespace are exact duplicates.
 _NORMALISED = "lower(regexp_replace({col}, '\\s+', ' ', 'g'))"
+# A cheap stand-in for hashing: lower-case with every whitespace character
+# dropped (RE2's \s is [\t\n\f\r ]; \v goes too, which only coarsens it).
+# It is a function of the normalised text, so equal normalised texts always
+# get equal hashes; rows that share a hash are then compared on _NORMALISED.
+_SQUEEZED = "lower({col})"
+for _code in (9, 10, 11, 12, 13, 32):
+    _SQUEEZED = f"replace({_SQUEEZED}, chr({_code}), '')"
 # Every ordering is by content, never by arrival order: the warehouse may
 # return rows in any order and the output must still be byte-identical.
 _CONTENT_ORDER = "key, input_text, output_text"
@@ -91,8 +100,9 @@ class Staging:
     def count(self) -> int:
         if not self._numbered:
             return self._appended
-        row = self.con.execute("SELECT count(*) FROM rows").fetchone()
-        return int(row[0]) if row else 0
+        # fetchall, not fetchone: a half-read result would block the connection.
+        ((n,),) = self.con.execute("SELECT count(*) FROM rows").fetchall()
+        return int(n)
 
     # -- de-duplication ----------------------------------------------------------------------
     def number_rows(self, *, drop_exact_duplicates: bool) -> int:
@@ -112,7 +122,7 @@ class Staging:
             return 0
         staged = self._staged
         pair_hash = (
-            f"hash({_NORMALISED.format(col='input_text')}, {_NORMALISED.format(col='output_text')})"
+            f"hash({_SQUEEZED.format(col='input_text')}, {_SQUEEZED.format(col='output_text')})"
             if drop_exact_duplicates
             else "NULL::UBIGINT"
         )
@@ -122,7 +132,7 @@ class Staging:
         )
         if drop_exact_duplicates:
             # Equal normalised texts have equal hashes; only rows sharing a hash
-            # are compared on the texts themselves (collisions are harmless).
+            # are compared on the normalised texts themselves.
             self.con.execute(
                 f"""
                 CREATE TEMP TABLE dropped AS
@@ -167,47 +177,45 @@ class Staging:
 
     def drop_near_duplicates(self, threshold: float) -> int:
         """Drop every row whose estimated Jaccard similarity to a row with a
-        smaller id reaches ``threshold``; candidates come from shared LSH bands
-        and are confirmed on their full signatures, a chunk of pairs at a time."""
+        smaller id reaches ``threshold``; candidates are rows that share an LSH
+        band, confirmed on their full signatures (``similar_to_earlier``)."""
         staged = self._staged
-        self.con.execute(
-            f"""
-            CREATE TEMP TABLE candidates AS
-            WITH b AS (
-              SELECT r.id, unnest(s.bands) AS h, generate_subscripts(s.bands, 1) AS band
-              FROM rows AS r JOIN (SELECT rid, bands FROM {staged}) AS s ON r.rid = s.rid)
-            SELECT DISTINCT x.id AS lo, y.id AS hi
-            FROM b AS x JOIN b AS y ON x.band = y.band AND x.h = y.h AND x.id < y.id
-            WHERE x.h <> 0
-            """
-        )
-        self.con.execute(
-            f"""
-            CREATE TEMP TABLE candidate_sigs AS
-            SELECT r.id, s.sig FROM rows AS r JOIN (SELECT rid, sig FROM {staged}) AS s
-              ON r.rid = s.rid
-            WHERE r.id IN (SELECT lo FROM candidates UNION SELECT hi FROM candidates)
-            """
-        )
-        reader = self.con.sql(
-            """
-            SELECT c.hi, a.sig AS sig_lo, b.sig AS sig_hi
-            FROM candidates AS c JOIN candidate_sigs AS a ON a.id = c.lo
-            JOIN candidate_sigs AS b ON b.id = c.hi
-            """
-        ).to_arrow_reader(_PAIR_CHUNK)
-        doomed: set[int] = set()
-        for chunk in reader:
-            similarity = estimate_jaccard(
-                _signatures(chunk.column("sig_lo")), _signatures(chunk.column("sig_hi"))
-            )
-            similar = similarity >= threshold
-            doomed.update(chunk.column("hi").to_numpy()[similar].tolist())
-        self.con.execute("DROP TABLE candidates")
-        self.con.execute("DROP TABLE candidate_sigs")
-        if doomed:
-            ids = pa.table({"id": pa.array(sorted(doomed), type=pa.int64())})
-            self.con.register("doomed", ids)
+        table = self.con.sql(
+            f"SELECT r.id, s.bands FROM rows AS r "
+            f"JOIN (SELECT rid, bands FROM {staged}) AS s ON r.rid = s.rid"
+        ).to_arrow_table()
+        n = table.num_rows
+        if n == 0:
+            return 0
+        ids = table.column("id").to_numpy()
+        bands = pc.list_flatten(table.column("bands")).to_numpy().reshape(n, -1)
+        del table
+        by_id = np.argsort(ids, kind="stable")
+        ids, bands = ids[by_id], bands[by_id]
+
+        def signatures(rows: npt.NDArray[np.intp]) -> U64:
+            wanted = ids[rows]  # ascending
+            self.con.register("near_ids", pa.table({"id": wanted}))
+            try:
+                reader = self.con.sql(
+                    f"SELECT r.id, s.sig FROM rows AS r "
+                    f"JOIN (SELECT rid, sig FROM {staged}) AS s ON r.rid = s.rid "
+                    f"WHERE r.id IN (SELECT id FROM near_ids)"
+                ).to_arrow_reader(_PAIR_CHUNK)
+                out: U64 | None = None
+                for batch in reader:
+                    part = _signatures(batch.column("sig"))
+                    if out is None:
+                        out = np.empty((len(wanted), part.shape[1]), dtype=np.uint64)
+                    out[np.searchsorted(wanted, batch.column("id").to_numpy())] = part
+            finally:
+                self.con.unregister("near_ids")
+            assert out is not None
+            return out
+
+        doomed = ids[similar_to_earlier(bands, signatures, threshold)]
+        if len(doomed):
+            self.con.register("doomed", pa.table({"id": doomed}))
             self.con.execute("DELETE FROM rows WHERE id IN (SELECT id FROM doomed)")
             self.con.unregister("doomed")
         return len(doomed)
@@ -227,6 +235,9 @@ class Staging:
         )
         jsonl = folder / f"{split}.jsonl"
         parquet = folder / f"{split}.parquet"
+        # One thread: a parallel sorted COPY buffers out-of-order batches and
+        # overruns the memory limit at a million rows; the bytes are the same.
+        self.con.execute("SET threads = 1")
         # Sort once: the JSON lines are read back, in file order, from the Parquet file.
         self.con.execute(
             f"COPY ({query}) TO {_quote(parquet)} "

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +19,9 @@ from llmline.data.split import assign_splits, split_hashes
 from llmline.prompts.template import Template
 
 __all__ = ["BatchTransformer", "TransformCounts"]
+
+_PARALLEL_MIN_ROWS = 2048
+_CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @dataclass
@@ -38,9 +43,27 @@ class BatchTransformer:
         self.counts = TransformCounts()
 
     def __call__(self, batch: pa.RecordBatch) -> pa.Table:
-        self.counts.rows_read += batch.num_rows
-        texts = {name: self._clean(batch.column(name)) for name in self.text_columns}
-        keep = self._keep_mask(texts)
+        # Every step works row by row, and Arrow and numpy release the GIL:
+        # on two or more cores the two halves of a large batch are transformed
+        # side by side, then joined in order.  The result is the same.
+        if batch.num_rows < _PARALLEL_MIN_ROWS or _CPUS < 2:
+            return self._transform(batch, self.counts)
+        half = batch.num_rows // 2
+        counts = TransformCounts()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            second = pool.submit(self._transform, batch.slice(half), counts)
+            first = self._transform(batch.slice(0, half), self.counts)
+            table = pa.concat_tables([first, second.result()])
+        self.counts.rows_read += counts.rows_read
+        self.counts.dropped_empty += counts.dropped_empty
+        self.counts.dropped_length += counts.dropped_length
+        self.counts.pii.update(counts.pii)
+        return table
+
+    def _transform(self, batch: pa.RecordBatch, counts: TransformCounts) -> pa.Table:
+        counts.rows_read += batch.num_rows
+        texts = {name: self._clean(batch.column(name), counts) for name in self.text_columns}
+        keep = self._keep_mask(texts, counts)
         keys = pc.cast(batch.column(self.spec.key_column), pa.string())
         texts = {name: pc.filter(col, keep) for name, col in texts.items()}
         keys = pc.filter(keys, keep)
@@ -59,16 +82,16 @@ class BatchTransformer:
         columns.update(self._signatures([texts[name] for name in self.text_columns]))
         return pa.table(columns)
 
-    def _clean(self, column: pa.Array) -> pa.Array:
+    def _clean(self, column: pa.Array, counts: TransformCounts) -> pa.Array:
         text = pc.cast(column, pa.string())
         cleaning = self.spec.cleaning
         text = html_to_text(text) if cleaning.html_to_text else normalize_whitespace(text)
         if cleaning.scrub_pii:
             text, found = scrub_array(text)
-            self.counts.pii.update(found)
+            counts.pii.update(found)
         return text
 
-    def _keep_mask(self, texts: dict[str, pa.Array]) -> pa.Array:
+    def _keep_mask(self, texts: dict[str, pa.Array], counts: TransformCounts) -> pa.Array:
         cleaning = self.spec.cleaning
         present = None
         in_bounds = None
@@ -80,8 +103,8 @@ class BatchTransformer:
         assert present is not None and in_bounds is not None
         n_present = pc.sum(present).as_py() or 0
         n_keep = pc.sum(in_bounds).as_py() or 0
-        self.counts.dropped_empty += len(present) - n_present
-        self.counts.dropped_length += n_present - n_keep
+        counts.dropped_empty += len(present) - n_present
+        counts.dropped_length += n_present - n_keep
         return in_bounds
 
     def _signatures(self, texts: list[pa.Array]) -> dict[str, pa.Array]:
@@ -95,12 +118,14 @@ class BatchTransformer:
         sig = minhash_signatures(joined, self.lsh.num_perm)
         bands = band_keys(sig, self.lsh)
         offsets = pa.array(np.arange(0, (n + 1) * self.lsh.bands, self.lsh.bands), type=pa.int32())
+        # Each row's signature as one fixed-width blob, straight from the buffer.
         width = sig.shape[1] * 8
-        blob = sig.tobytes()
+        sig_offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+        blobs = pa.Array.from_buffers(
+            pa.binary(), n, [None, pa.py_buffer(sig_offsets), pa.py_buffer(sig.tobytes())]
+        )
         return {
-            "sig": pa.array(
-                [blob[i * width : (i + 1) * width] for i in range(n)], type=pa.binary()
-            ),
+            "sig": blobs,
             "bands": pa.ListArray.from_arrays(
                 offsets, pa.array(bands.reshape(-1), type=pa.uint64())
             ),

@@ -1,0 +1,63 @@
+"""Settings of a LoRA supervised fine-tuning run.
+
+Imports neither torch nor transformers, so a pipeline or the CLI can
+validate a tuning config where the ``tune`` extra is not installed.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["TRAJECTORY_FIELDS", "LoraTuneConfig"]
+
+
+class LoraTuneConfig(BaseModel):
+    """Hyper-parameters of :func:`llmline.training.train_lora`.
+
+    ``batch_size`` counts examples per optimizer step.  With ``packing`` the
+    examples of a step are concatenated into one row without padding (each
+    still attends only to itself), which changes speed but not the maths:
+    the same seed gives the same batches either way.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    train_steps: int = Field(default=200, gt=0, description="optimizer steps to run")
+    evaluation_interval: int = Field(default=20, gt=0, description="steps between eval passes")
+    learning_rate: float = Field(default=3e-4, gt=0, allow_inf_nan=False)
+    lora_rank: int = Field(default=8, ge=1)
+    lora_alpha: int = Field(default=16, gt=0)
+    lora_dropout: float = Field(default=0.05, ge=0, lt=1)
+    target_modules: tuple[str, ...] = Field(default=("q_proj", "v_proj"), min_length=1)
+    batch_size: int = Field(default=4, ge=1, description="examples per optimizer step")
+    max_seq_length: int = Field(default=256, ge=8, description="tokens per example, at most")
+    checkpoint_every: int = Field(default=50, gt=0)
+    seed: int = Field(default=42, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    packing: bool = Field(default=True, description="concatenate a step's examples, no padding")
+    warmup_steps: int = Field(
+        default=10, ge=0, description="linear warm-up steps (capped at train_steps)"
+    )
+    weight_decay: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    max_grad_norm: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+
+    @field_validator("target_modules")
+    @classmethod
+    def _names_are_not_blank(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not name.strip() for name in value):
+            raise ValueError("target_modules must not contain blank names")
+        if len(set(value)) != len(value):
+            raise ValueError("target_modules must not repeat a name")
+        return value
+
+
+#: Fields that change what a run computes; a checkpoint written under other
+#: values cannot be resumed (the others, such as how often to evaluate,
+#: may change between a run and its resumption).
+TRAJECTORY_FIELDS = frozenset(LoraTuneConfig.model_fields) - {
+    "evaluation_interval",
+    "checkpoint_every",
+    "device",
+}
