@@ -56,8 +56,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 FAQ = ROOT / "src" / "llmline" / "resources" / "cpython_faq"
 MODES = ("llmline-packed", "llmline-padded", "hf-trainer")
-LORA = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.05, "target_modules": ["q_proj", "v_proj"]}
-HYPER = {"learning_rate": 3e-4, "warmup_steps": 2, "weight_decay": 0.0, "max_grad_norm": 1.0}
+LORA: dict[str, Any] = {
+    "r": 8,
+    "lora_alpha": 16,
+    "lora_dropout": 0.05,
+    "target_modules": ["q_proj", "v_proj"],
+}
+HYPER: dict[str, Any] = {
+    "learning_rate": 3e-4,
+    "warmup_steps": 2,
+    "weight_decay": 0.0,
+    "max_grad_norm": 1.0,
+}
 
 
 # -- set-up (parent process) -----------------------------------------------------
@@ -105,7 +115,7 @@ def prepare_model(kind: str, workdir: Path) -> Path:
         config = loaded.config
         if hasattr(config, "quantization_config"):
             del config.quantization_config
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        model: Any = AutoModelForCausalLM.from_config(config, dtype=torch.float32)  # type: ignore[no-untyped-call]
         model.load_state_dict(loaded.state_dict())
         model.save_pretrained(target)
         AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(target)
@@ -130,7 +140,7 @@ def run_llmline(args: argparse.Namespace, packing: bool) -> dict[str, Any]:
         packing=packing,
         **HYPER,
     )
-    out = Path(tempfile.mkdtemp(prefix="bench-llmline-"))
+    out = args.scratch / args.child
     result = train_lora(
         config, model_dir=args.model_dir, dataset_dir=args.dataset, output_dir=out, resume=False
     )
@@ -157,7 +167,7 @@ def run_hf_trainer(args: argparse.Namespace) -> dict[str, Any]:
     from llmline.training.data import encode_rows, read_split
 
     tokenizer = AutoTokenizer.from_pretrained(str(args.model_dir))
-    model = AutoModelForCausalLM.from_pretrained(str(args.model_dir), dtype=torch.float32)
+    model: Any = AutoModelForCausalLM.from_pretrained(str(args.model_dir), dtype=torch.float32)
     split = encode_rows(tokenizer, read_split(args.dataset / "train.jsonl"), 256)
     dataset = [
         {"input_ids": e.input_ids, "labels": e.labels, "attention_mask": [1] * len(e)}
@@ -181,7 +191,7 @@ def run_hf_trainer(args: argparse.Namespace) -> dict[str, Any]:
             ends.append(time.perf_counter())
 
     training_args = TrainingArguments(
-        output_dir=tempfile.mkdtemp(prefix="bench-hf-"),
+        output_dir=str(args.scratch / "hf-trainer"),
         max_steps=args.steps,
         per_device_train_batch_size=args.batch_size,
         lr_scheduler_type="linear",
@@ -252,6 +262,7 @@ def run_mode(mode: str, args: argparse.Namespace, model_dir: Path, dataset: Path
         sys.executable, __file__, "--child", mode, "--model-dir", str(model_dir),
         "--dataset", str(dataset), "--steps", str(args.steps), "--skip", str(args.skip),
         "--batch-size", str(args.batch_size), "--threads", str(args.threads),
+        "--scratch", str(dataset.parent / f"out-{mode}"),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
@@ -275,6 +286,7 @@ def main() -> None:
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--dataset", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--scratch", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)

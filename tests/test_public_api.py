@@ -25,6 +25,11 @@ PUBLIC = {
         "ModelRef", "ModelRegistry", "ModelVersionInfo", "Promotion", "check_gates",
         "folder_publisher", "import_model", "load_model", "verify_files",
     ],
+    "llmline.training": [
+        "CheckpointError", "DeviceUnavailableError", "LoraTuneConfig", "ProgressEvent",
+        "TrainResult", "TrainingDataError", "TrainingDivergedError", "TrainingInputMissingError",
+        "train_lora",
+    ],
     "llmline.evaluation": [
         "Comparison", "EvalResult", "EvalStore", "EvaluationError", "GenerationResult", "Judge",
         "JudgeResult", "MetricDelta", "RequestStats", "Verdict", "compute_metrics",

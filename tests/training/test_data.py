@@ -25,6 +25,11 @@ from llmline.training.errors import TrainingDataError, TrainingInputMissingError
 
 Rows = Callable[..., list[dict[str, str]]]
 
+
+def pairs(rows: list[dict[str, str]]) -> list[tuple[str, str]]:
+    return [(row["input_text"], row["output_text"]) for row in rows]
+
+
 ROWS = [("What is a list?", "An ordered, mutable sequence."), ("Hi", "Hello!")]
 
 
@@ -115,18 +120,16 @@ def test_packed_examples_do_not_see_each_other(
 
     from llmline.training.lora.trainer import _loss_sum
 
-    model = AutoModelForCausalLM.from_pretrained(str(tiny_model)).eval()
-    examples = encode_rows(tokenizer, [tuple(r.values()) for r in rows(5)], 256).examples
+    model: Any = AutoModelForCausalLM.from_pretrained(str(tiny_model))
+    model.eval()
+    examples = encode_rows(tokenizer, pairs(rows(5)), 256).examples
     with torch.no_grad():
-        one_row = _loss_sum(model, collate_packed(examples, 1024)).item()  # type: ignore[arg-type]
-        rows = collate_packed(examples, 2 * max(len(ex) for ex in examples))
-        assert rows.input_ids.shape[0] > 1
-        packed = _loss_sum(model, rows).item()  # type: ignore[arg-type]
-        padded = _loss_sum(model, collate_padded(examples)).item()  # type: ignore[arg-type]
-        alone = sum(
-            _loss_sum(model, collate_padded([ex])).item()  # type: ignore[arg-type]
-            for ex in examples
-        )
+        one_row = _loss_sum(model, collate_packed(examples, 1024)).item()
+        bins = collate_packed(examples, 2 * max(len(ex) for ex in examples))
+        assert bins.input_ids.shape[0] > 1
+        packed = _loss_sum(model, bins).item()
+        padded = _loss_sum(model, collate_padded(examples)).item()
+        alone = sum(_loss_sum(model, collate_padded([ex])).item() for ex in examples)
     assert one_row == pytest.approx(alone, rel=1e-5)
     assert packed == pytest.approx(alone, rel=1e-5)
     assert padded == pytest.approx(alone, rel=1e-5)
@@ -164,7 +167,7 @@ def test_length_grouping_cuts_padding() -> None:
 
 
 def test_eval_batches_cover_the_split_in_a_fixed_order(tokenizer: Any, rows: Rows) -> None:
-    split = encode_rows(tokenizer, [tuple(r.values()) for r in rows(7)], 256)
+    split = encode_rows(tokenizer, pairs(rows(7)), 256)
     for packing in (True, False):
         batches = eval_batches(split, 3, packing=packing, max_seq_length=256)
         assert len(batches) == 3

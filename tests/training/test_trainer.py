@@ -33,6 +33,7 @@ from llmline.training import (
 )
 from llmline.training.lora import checkpoint as checkpoint_module
 from llmline.training.lora import trainer as trainer_module
+from llmline.training.lora.config import TRAJECTORY_FIELDS
 
 DatasetFactory = Callable[..., Path]
 
@@ -85,14 +86,26 @@ def module_dataset(
     return write_rows(tmp_path_factory.mktemp("data"), rows(8), rows(4, seed=1))
 
 
+Reference = Callable[[LoraTuneConfig], Path]
+
+
 @pytest.fixture(scope="module")
 def reference(
     tiny_model: Path, module_dataset: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    """An uninterrupted run of BASE."""
-    out = tmp_path_factory.mktemp("reference")
-    train_lora(BASE, model_dir=tiny_model, dataset_dir=module_dataset, output_dir=out)
-    return out
+) -> Reference:
+    """``reference(config)``: the output folder of an uninterrupted run (run once)."""
+    runs: dict[str, Path] = {}
+
+    def get(config: LoraTuneConfig) -> Path:
+        key = config.model_dump_json(include=set(TRAJECTORY_FIELDS))
+        if key not in runs:
+            runs[key] = tmp_path_factory.mktemp("reference")
+            train_lora(
+                config, model_dir=tiny_model, dataset_dir=module_dataset, output_dir=runs[key]
+            )
+        return runs[key]
+
+    return get
 
 
 # -- config ----------------------------------------------------------------------
@@ -118,6 +131,15 @@ def reference(
 def test_invalid_settings_name_the_field(field: str, value: object) -> None:
     with pytest.raises(ValidationError, match=field):
         LoraTuneConfig(**{field: value})
+
+
+def test_parse_reports_every_problem_as_one_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"tune\.yaml: train_steps: .* 0; lora_rank: ") as info:
+        LoraTuneConfig.parse({"train_steps": -1, "lora_rank": 0}, source="tune.yaml")
+    assert isinstance(info.value, ValueError)
+    with pytest.raises(ConfigError, match="epochs: Extra inputs are not permitted"):
+        LoraTuneConfig.parse({"epochs": 3})
+    assert LoraTuneConfig.parse({"target_modules": ["q_proj"]}).target_modules == ("q_proj",)
 
 
 def test_config_defaults_are_frozen_and_strict() -> None:
@@ -169,9 +191,12 @@ def test_a_run_writes_adapter_metrics_curve_and_last_two_checkpoints(
 
 
 # -- exact resume ------------------------------------------------------------------
+@pytest.mark.parametrize("packing", [False, True])
 def test_resume_gives_the_same_adapter_as_an_uninterrupted_run(
-    tiny_model: Path, module_dataset: Path, reference: Path, tmp_path: Path
+    tiny_model: Path, module_dataset: Path, reference: Reference, tmp_path: Path, packing: bool
 ) -> None:
+    config = BASE.model_copy(update={"packing": packing})
+    expected_dir = reference(config)
     out = tmp_path / "run"
     kwargs: dict[str, Any] = {
         "model_dir": tiny_model,
@@ -179,19 +204,19 @@ def test_resume_gives_the_same_adapter_as_an_uninterrupted_run(
         "output_dir": out,
     }
     with pytest.raises(Stop):
-        train_lora(BASE, on_progress=stop_at(5), **kwargs)  # checkpoint 3 written, 4-5 lost
+        train_lora(config, on_progress=stop_at(5), **kwargs)  # checkpoint 3 written, 4-5 lost
     assert steps_on_disk(out) == [3]
-    result = train_lora(BASE, **kwargs)
+    result = train_lora(config, **kwargs)
     assert result.resumed_from_step == 3
-    assert_same_adapter(reference, out)
+    assert_same_adapter(expected_dir, out)
     history = json.loads(result.metrics_path.read_text())["history"]
-    expected = json.loads((reference / "metrics.json").read_text())["history"]
+    expected = json.loads((expected_dir / "metrics.json").read_text())["history"]
     assert [r["train_loss"] for r in history] == [r["train_loss"] for r in expected]
     assert [r.get("eval_loss") for r in history] == [r.get("eval_loss") for r in expected]
 
-    again = train_lora(BASE, **kwargs)  # already complete: nothing left to run
+    again = train_lora(config, **kwargs)  # already complete: nothing left to run
     assert again.resumed_from_step == 6
-    assert_same_adapter(reference, out)
+    assert_same_adapter(expected_dir, out)
 
 
 def test_resume_false_starts_over(tiny_model: Path, module_dataset: Path, tmp_path: Path) -> None:
@@ -235,67 +260,63 @@ def test_resume_refuses_other_settings_or_data(
 # -- kills ---------------------------------------------------------------------------
 CHILD = textwrap.dedent(
     """
-    import os, signal, sys, time
+    import sys, time
     from pathlib import Path
 
     from llmline.training import LoraTuneConfig, train_lora
     from llmline.training.lora import checkpoint
 
     config = LoraTuneConfig.model_validate_json(sys.argv[1])
-    model, data, out, mode = (Path(a) for a in sys.argv[2:6])
-    if str(mode) == "mid-write":
-        # Die inside the second checkpoint: adapter written, training state not.
-        real, calls = checkpoint._save_training_state, []
+    model, data, out = (Path(a) for a in sys.argv[2:5])
+    real, calls = checkpoint._save_training_state, []
 
-        def save(path, payload):
-            calls.append(path)
-            if len(calls) == 2:
-                os.kill(os.getpid(), signal.SIGKILL)
-            real(path, payload)
+    def save(path, payload):
+        # Hang inside the second checkpoint, its adapter written and its
+        # training state not, and say so: the parent kills us right there.
+        calls.append(path)
+        if len(calls) == 2:
+            (out / "in-second-checkpoint").touch()
+            time.sleep(600)
+        real(path, payload)
 
-        checkpoint._save_training_state = save
-    # slow steps give the parent time to kill us after the first checkpoint
-    train_lora(config, model_dir=model, dataset_dir=data, output_dir=out,
-               on_progress=lambda event: time.sleep(0.5))
+    checkpoint._save_training_state = save
+    train_lora(config, model_dir=model, dataset_dir=data, output_dir=out)
     """
 )
 
 
-def _wait_for_checkpoint(child: subprocess.Popen[bytes], out: Path) -> None:
+def _wait_for(child: subprocess.Popen[bytes], condition: Callable[[], bool]) -> None:
     deadline = time.monotonic() + 120
-    while not steps_on_disk(out):
-        assert child.poll() is None, "the child ended before its first checkpoint"
-        assert time.monotonic() < deadline, "no checkpoint within 120 s"
+    while not condition():
+        assert child.poll() is None, "the child ended early"
+        assert time.monotonic() < deadline, "timed out waiting for the child"
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("mode", ["after-checkpoint", "mid-write"])
-def test_sigkill_then_resume_matches_an_uninterrupted_run(
-    tiny_model: Path, module_dataset: Path, reference: Path, tmp_path: Path, mode: str
+def test_sigkill_mid_checkpoint_then_resume_matches_an_uninterrupted_run(
+    tiny_model: Path, module_dataset: Path, reference: Reference, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
     config = BASE.model_copy(update={"checkpoint_every": 2})  # does not change the result
-    args = [config.model_dump_json(), str(tiny_model), str(module_dataset), str(out), mode]
+    args = [config.model_dump_json(), str(tiny_model), str(module_dataset), str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, *args], stderr=subprocess.DEVNULL, env=env
     )
     try:
-        if mode == "after-checkpoint":
-            _wait_for_checkpoint(child, out)
-            child.send_signal(signal.SIGKILL)
-        assert child.wait(timeout=120) == -signal.SIGKILL
+        _wait_for(child, lambda: bool(steps_on_disk(out)))  # the first checkpoint appeared
+        _wait_for(child, (out / "in-second-checkpoint").exists)
+        child.send_signal(signal.SIGKILL)
+        assert child.wait(timeout=60) == -signal.SIGKILL
     finally:
         child.kill()
     assert not (out / "adapter").exists()
-    on_disk = steps_on_disk(out)
-    assert on_disk and on_disk[-1] < 6
-    if mode == "mid-write":
-        assert on_disk == [2]  # the half-written step-4 never got its name
-        assert list((out / "checkpoints" / ".staging").iterdir())  # ...it is left in staging
+    assert steps_on_disk(out) == [2]  # the half-written step-4 never got its name...
+    leftovers = list((out / "checkpoints" / ".staging").iterdir())
+    assert [p.name for p in leftovers[0].iterdir()] == ["adapter"]  # ...it is in staging
     result = train_lora(config, model_dir=tiny_model, dataset_dir=module_dataset, output_dir=out)
-    assert result.resumed_from_step == on_disk[-1]
-    assert_same_adapter(reference, out)
+    assert result.resumed_from_step == 2
+    assert_same_adapter(reference(BASE), out)
     assert not list((out / "checkpoints" / ".staging").iterdir())  # swept
 
 

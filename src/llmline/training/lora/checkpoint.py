@@ -57,7 +57,11 @@ _WRITE_ERRORS = (OSError, SafetensorError)
 
 @contextmanager
 def staging(parent: Path) -> Iterator[Path]:
-    """A private folder under ``parent/.staging`` (same filesystem, so rename is atomic)."""
+    """A private folder under ``parent/.staging`` (same filesystem, so rename is atomic).
+
+    Folders left there by processes that died are removed first.
+    """
+    sweep(parent / STAGING)
     with scratch_dir(parent / STAGING) as path:
         yield path
 
@@ -91,7 +95,6 @@ def save_checkpoint(
     """Write ``root/step-<step>`` atomically and keep only the last :data:`KEEP_LAST`."""
     target = root / f"step-{step}"
     try:
-        sweep(root / STAGING)
         with staging(root) as folder:
             save_adapter(model, folder / "adapter")
             _save_training_state(folder / TRAINING_STATE, _training_state(optimizer, scheduler))
