@@ -185,9 +185,9 @@ def similar_to_earlier(
     by block on compact per-slot codes.
     """
     n = bands.shape[0]
+    groups = [_band_groups(bands[:, band]) for band in range(bands.shape[1])]
     grouped = np.zeros(n, dtype=bool)
-    for band in range(bands.shape[1]):
-        order, starts, sizes = _band_groups(bands[:, band])
+    for order, starts, sizes in groups:
         grouped[order[_expand(starts, sizes)]] = True
     needed = np.flatnonzero(grouped)
     if not len(needed):
@@ -196,8 +196,7 @@ def similar_to_earlier(
     sig_row = np.full(n, -1, dtype=np.intp)
     sig_row[needed] = np.arange(len(needed))
     hits = np.zeros(n, dtype=bool)
-    for band in range(bands.shape[1]):
-        order, starts, sizes = _band_groups(bands[:, band])
+    for order, starts, sizes in groups:
         small = sizes <= _SMALL_GROUP
         lo, hi = _pairs(starts[small], sizes[small])
         lo, hi = order[lo], order[hi]

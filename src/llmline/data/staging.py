@@ -26,17 +26,22 @@ __all__ = ["Staging"]
 
 # Rows equal after lower-casing and collapsing whitespace are exact duplicates.
 _NORMALISED = "lower(regexp_replace({col}, '\\s+', ' ', 'g'))"
-# A cheap stand-in for hashing: lower-case with every whitespace character
-# dropped (RE2's \s is [\t\n\f\r ]; \v goes too, which only coarsens it).
-# It is a function of the normalised text, so equal normalised texts always
-# get equal hashes; rows that share a hash are then compared on _NORMALISED.
-_SQUEEZED = "lower({col})"
-for _code in (9, 10, 11, 12, 13, 32):
-    _SQUEEZED = f"replace({_SQUEEZED}, chr({_code}), '')"
 # Every ordering is by content, never by arrival order: the warehouse may
 # return rows in any order and the output must still be byte-identical.
 _CONTENT_ORDER = "key, input_text, output_text"
-_PAIR_CHUNK = 65_536
+_BATCH_ROWS = 65_536
+
+
+def _squeezed(col: str) -> str:
+    """SQL for a cheap stand-in of _NORMALISED, for hashing: lower-cased with
+    every whitespace character dropped (RE2's \\s is [\\t\\n\\f\\r ]; \\v
+    goes too, which only coarsens it), plain ``replace`` calls instead of a
+    regex.  It is a function of the normalised text, so equal normalised texts
+    always hash alike; rows sharing a hash are then compared on _NORMALISED."""
+    sql = f"lower({col})"
+    for code in (9, 10, 11, 12, 13, 32):
+        sql = f"replace({sql}, chr({code}), '')"
+    return sql
 
 
 def _signatures(column: pa.Array) -> U64:
@@ -122,7 +127,7 @@ class Staging:
             return 0
         staged = self._staged
         pair_hash = (
-            f"hash({_SQUEEZED.format(col='input_text')}, {_SQUEEZED.format(col='output_text')})"
+            f"hash({_squeezed('input_text')}, {_squeezed('output_text')})"
             if drop_exact_duplicates
             else "NULL::UBIGINT"
         )
@@ -179,6 +184,8 @@ class Staging:
         """Drop every row whose estimated Jaccard similarity to a row with a
         smaller id reaches ``threshold``; candidates are rows that share an LSH
         band, confirmed on their full signatures (``similar_to_earlier``)."""
+        if self.count() == 0:
+            return 0
         staged = self._staged
         table = self.con.sql(
             f"SELECT r.id, s.bands FROM rows AS r "
@@ -201,7 +208,7 @@ class Staging:
                     f"SELECT r.id, s.sig FROM rows AS r "
                     f"JOIN (SELECT rid, sig FROM {staged}) AS s ON r.rid = s.rid "
                     f"WHERE r.id IN (SELECT id FROM near_ids)"
-                ).to_arrow_reader(_PAIR_CHUNK)
+                ).to_arrow_reader(_BATCH_ROWS)
                 out: U64 | None = None
                 for batch in reader:
                     part = _signatures(batch.column("sig"))
