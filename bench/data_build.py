@@ -61,6 +61,22 @@ _T0 = time.perf_counter()
 DATASET = "bench-python-faq"
 RESULT_PREFIX = "BENCH-RESULT "
 
+# What ``filters: {limit: 2**62}`` renders to, minus the LIMIT: for llmline
+# versions without FilterSpec (used for the before/after comparison).
+LEGACY_SQL = """\
+SELECT
+  q.id AS id,
+  CONCAT(q.title, '\\n\\n', q.body) AS question,
+  a.body AS answer,
+  q.tags AS tags,
+  q.creation_date AS creation_date
+FROM `bigquery-public-data.stackoverflow.posts_questions` AS q
+INNER JOIN `bigquery-public-data.stackoverflow.posts_answers` AS a
+  ON q.accepted_answer_id = a.id
+WHERE REGEXP_CONTAINS(q.tags, r'python')
+  AND q.creation_date >= TIMESTAMP '2000-01-01'
+"""
+
 # The same join and filter, written by hand for DuckDB, as the naive script would.
 NAIVE_SQL = """\
 SELECT q.id, q.title || chr(10) || chr(10) || q.body AS question, a.body AS answer
@@ -139,7 +155,10 @@ def _child_llmline(info: dict[str, Any], profile: Path | None) -> dict[str, Any]
     ws = Workspace(Path(info["workspace"]))
     # The default python-faq extraction (BigQuery dialect) with a LIMIT no
     # size reaches, so that every matching row flows.
-    spec = DatasetSpec.model_validate({"filters": {"limit": 2**62}})
+    try:
+        spec = DatasetSpec.model_validate({"filters": {"limit": 2**62}})
+    except ValueError:  # an llmline from before FilterSpec: the same SQL, spelled out
+        spec = DatasetSpec.model_validate({"sql": LEGACY_SQL})
     rss_before = _current_rss_mb()
     load = _load()
     cpu = _cpu_s()
