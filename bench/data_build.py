@@ -8,7 +8,8 @@ For every size (number of synthetic questions) the script
    run alone,
 
    * **llmline**: ``llmline.data.build(...)`` with the default ``python-faq``
-     spec minus its ``LIMIT`` (so every python-tagged question flows): HTML
+     spec and a LIMIT no size reaches (so every python-tagged question
+     flows): HTML
      clean-up, PII scrubbing, template, deterministic split, exact and
      MinHash/LSH near de-duplication, JSONL + Parquet per split, manifest,
      version record;
@@ -392,7 +393,8 @@ def _ratios(results: list[dict[str, Any]]) -> dict[str, Any]:
             "target": f"llmline peak RSS within +/-{TARGET_RSS_SPREAD:.0%} between "
             f"{small['size']} and {large['size']} questions",
             "measured": spread,
-            "met": spread is not None and abs(spread) <= TARGET_RSS_SPREAD,
+            # None: not measurable (one size only, or a failed run).
+            "met": None if spread is None else abs(spread) <= TARGET_RSS_SPREAD,
         },
     }
 
@@ -491,7 +493,7 @@ def _orchestrate(args: argparse.Namespace) -> None:
     print(table)
     print()
     for name, target in targets.items():
-        verdict = "met" if target["met"] else "NOT met"
+        verdict = {True: "met", False: "NOT met", None: "not measured"}[target["met"]]
         print(f"- {name}: {target['target']}: measured {target['measured']} → {verdict}")
 
 
