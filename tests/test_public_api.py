@@ -33,7 +33,8 @@ PUBLIC = {
     "llmline.evaluation": [
         "Comparison", "EvalResult", "EvalStore", "EvaluationError", "GenerationResult", "Judge",
         "JudgeResult", "MetricDelta", "RequestStats", "Verdict", "compute_metrics",
-        "default_embedder", "evaluate", "generate", "load_rows", "parse_verdict",
+        "default_embedder", "evaluate", "evaluate_model", "evaluation_gate", "generate",
+        "load_rows", "parse_verdict", "promotion_gate",
     ],
     "llmline.warehouse": ["TableInfo", "Warehouse", "connect", "transpile"],
 }  # fmt: skip

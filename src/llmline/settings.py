@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from llmline.data.spec import DatasetSpec
 from llmline.errors import ConfigError
 
-__all__ = ["CONFIG_FILE", "STATE_DIR", "Settings", "read_config_file"]
+if TYPE_CHECKING:
+    from llmline.models.gates import Gate
+
+__all__ = ["CONFIG_FILE", "STATE_DIR", "PromotionSettings", "Settings", "read_config_file"]
 
 CONFIG_FILE = "llmline.yaml"
 STATE_DIR = ".llmline"
@@ -25,6 +28,44 @@ DEFAULT_TABLE_MAP = {
     "bigquery-public-data.stackoverflow.posts_questions": "posts_questions",
     "bigquery-public-data.stackoverflow.posts_answers": "posts_answers",
 }
+
+
+class PromotionSettings(BaseModel):
+    """What ``llmline models promote`` checks when no ``--gate`` is given.
+
+    Gates read stored evaluations (``llmline eval run``), never numbers typed
+    at promotion time, so a promotion is only as good as a recorded result.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    gates: list[str] = Field(
+        default_factory=lambda: ["rougeL>=base"],
+        description="METRIC>=N, METRIC<=N or METRIC>=base[+-N]; every one must pass.",
+    )
+    dataset: str | None = Field(
+        default=None,
+        description="Dataset ref whose evaluations the gates read "
+        "(default: the dataset the candidate was tuned on).",
+    )
+    split: str = Field(default="eval", description="Split of that dataset.")
+
+    @field_validator("gates")
+    @classmethod
+    def _parse_gates(cls, value: list[str]) -> list[str]:
+        # Checked when the file loads: a typo must fail `llmline` at once,
+        # not at the first promotion (which may run unattended in a pipeline).
+        from llmline.models.gates import Gate
+
+        for text in value:
+            Gate.parse(text)
+        return value
+
+    def parsed_gates(self) -> list[Gate]:
+        """The gates as :class:`~llmline.models.gates.Gate` objects."""
+        from llmline.models.gates import Gate
+
+        return [Gate.parse(text) for text in self.gates]
 
 
 class Settings(BaseSettings):
@@ -55,6 +96,7 @@ class Settings(BaseSettings):
     )
     table_map: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_TABLE_MAP))
     datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
+    promotion: PromotionSettings = Field(default_factory=PromotionSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -111,7 +153,9 @@ def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"])
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {err['msg']}{more}"
+    # A validator's own message says what is wrong; pydantic's prefix adds nothing.
+    message = str(err["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}{more}"
 
 
 def _anchor_url(url: str, prefix: str, root: Path) -> str:

@@ -37,20 +37,28 @@ def ws(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def with_metrics(ws: Path) -> Path:
-    """A base model and two tuned versions with stored metrics (no weights)."""
-    with init_workspace(ws, load_sample_data=False) as workspace:
+def with_metrics(tmp_path: Path) -> Path:
+    """A built dataset, a base model and two tuned versions (no weights) with
+    stored evaluations on its eval split, which promotion gates read."""
+    from llmline.data import build
+    from llmline.evaluation import EvalResult, EvalStore
+    from llmline.testing.workspace import synthetic_workspace
+
+    with synthetic_workspace(tmp_path / "ws", questions=40) as workspace:
+        dataset = build("python-faq", workspace=workspace).ref
         registry = ModelRegistry(workspace.metadata)
-        registry.register(
-            "base", kind="base", uri="/b", format="hf-safetensors", source="test",
-            metadata={"metrics": {"rougeL": 0.30}},
-        )  # fmt: skip
+        store = EvalStore(workspace.metadata)
+        base = registry.register(
+            "base", kind="base", uri="/b", format="hf-safetensors", source="test"
+        )
+        store.save(EvalResult(base.ref, dataset, "eval", {"rougeL": 0.30}))
         for rouge in (0.35, 0.20):
-            registry.register(
-                "faq", kind="tuned", uri="/t", format="peft-lora", source="run:x", base="base@1",
-                metadata={"metrics": {"rougeL": rouge}},
+            tuned = registry.register(
+                "faq", kind="tuned", uri=f"/t{rouge}", format="peft-lora", source="run:x",
+                base=base.ref, metadata={"dataset": dataset},
             )  # fmt: skip
-    return ws
+            store.save(EvalResult(tuned.ref, dataset, "eval", {"rougeL": rouge}))
+    return tmp_path / "ws"
 
 
 def test_import_list_show_alias(cli: CLI, ws: Path, tiny_model: Path) -> None:
@@ -111,6 +119,30 @@ def test_promote_gates_force_rollback_events(cli: CLI, with_metrics: Path) -> No
     ]
     assert events[1]["reason"] == "demo" and events[1]["details"]["failures"]
     assert "force-promote" in cli("models", "events", "faq").out
+
+
+def test_promote_reads_the_configured_gates(cli: CLI, with_metrics: Path) -> None:
+    config = with_metrics / "llmline.yaml"
+    config.write_text(config.read_text() + "promotion:\n  gates: ['rougeL>=base+0.1']\n")
+    refused = cli("models", "promote", "faq@1")  # 0.35 < 0.30 + 0.1
+    assert refused.code == 1
+    assert "rougeL 0.35 < 0.4 required" in refused.err
+    assert cli("models", "promote", "faq@1", "--gate", "rougeL>=0.3").code == 0
+
+
+def test_a_gate_without_an_evaluation_fails(cli: CLI, with_metrics: Path) -> None:
+    result = cli("models", "promote", "faq@1", "--gate", "rougeL>=0", "--split", "train")
+    assert result.code == 1
+    assert "not checked: no evaluation of faq@1" in result.err
+    assert "llmline eval run faq@1" in result.err
+
+
+def test_invalid_configured_gate_fails_at_load(cli: CLI, with_metrics: Path) -> None:
+    config = with_metrics / "llmline.yaml"
+    config.write_text(config.read_text() + "promotion:\n  gates: ['rougeL > base']\n")
+    result = cli("models", "list")
+    assert result.code == 1 and result.err.count("\n") == 1
+    assert "promotion.gates" in result.err and "invalid gate" in result.err
 
 
 @pytest.mark.parametrize(

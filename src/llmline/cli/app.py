@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from typer.exceptions import TyperException
 
-from llmline.cli import data, evaluate, lineage, models, prompts, warehouse
+from llmline.cli import data, evaluate, lineage, models, pipeline, prompts, quickstart, warehouse
 from llmline.cli._common import console, err_console
 from llmline.errors import UserError
 
@@ -32,7 +32,9 @@ app.add_typer(data.app, name="data")
 app.add_typer(prompts.app, name="prompts")
 app.add_typer(models.app, name="models")
 app.add_typer(evaluate.app, name="eval")
+app.add_typer(pipeline.app, name="pipeline")
 app.command("lineage")(lineage.lineage)
+app.command("quickstart")(quickstart.quickstart)
 
 
 def _version(value: bool) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -30,16 +30,30 @@ def _store(ctx: typer.Context) -> EvalStore:
 @app.command("run")
 def run(
     ctx: typer.Context,
-    model_dir: Annotated[
-        Path, typer.Option("--model-dir", help="A local Hugging Face model folder.")
-    ],
     dataset: Annotated[str, typer.Option("--dataset", help="NAME, NAME@latest or NAME@VERSION.")],
+    model_ref: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[MODEL_REF]",
+            help="A registered model: NAME, NAME@VERSION, NAME@ALIAS or NAME@latest.",
+            show_default=False,
+        ),
+    ] = None,
+    model_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--model-dir", help="Instead of MODEL_REF: a local Hugging Face model folder."
+        ),
+    ] = None,
     split: Annotated[str, typer.Option("--split", help="Dataset split to score.")] = "eval",
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Score only the first N rows.")
     ] = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 256,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
+    device: Annotated[
+        str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")
+    ] = "auto",
     judge_url: Annotated[
         str | None, typer.Option("--judge-url", help="OpenAI-compatible base URL (…/v1).")
     ] = None,
@@ -56,37 +70,42 @@ def run(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Generate answers for a dataset split, score them and record the result."""
-    from llmline.evaluation import evaluate, load_rows
+    from llmline.evaluation import evaluate_model
 
+    if (model_ref is None) == (model_dir is None):
+        raise UserError(
+            "give a MODEL_REF (a registered model) or --model-dir PATH (a local folder), "
+            + ("not both" if model_ref is not None else "one of them")
+        )
     if (judge_url is None) != (judge_model is None):
         raise UserError("give both --judge-url and --judge-model, or neither")
-    dataset_ref, rows = load_rows(workspace_from(ctx), dataset, split, limit=limit)
-    model, tokenizer = _load_model(model_dir)
     judge = _judge(judge_url, judge_model, judge_api_key)
-    status = err_console.status(f"evaluating on {len(rows)} rows…")
+    label = model_ref or str(model_dir)
+    status = err_console.status(f"evaluating {label} on {dataset} {split}…")
     try:
         with nullcontext() if as_json else status:
-            result = evaluate(
-                model=model,
-                tokenizer=tokenizer,
-                rows=rows,
-                model_ref=str(model_dir.resolve()),
-                dataset_ref=dataset_ref,
+            saved = evaluate_model(
+                workspace_from(ctx),
+                model_dir if model_dir is not None else str(model_ref),
+                dataset=dataset,
                 split=split,
-                judge=judge,
+                limit=limit,
                 max_new_tokens=max_new_tokens,
                 batch_size=batch_size,
+                judge=judge,
                 semantic=not no_semantic,
+                device=device,
             )
     finally:
         if judge is not None:
             judge.close()
-    saved = _store(ctx).save(result)
     if as_json:
         print_json(saved.to_dict(with_samples=True))
         return
     console.print(_metrics_table(saved))
-    console.print(f"saved evaluation [bold]#{saved.id}[/] ({saved.model_ref} on {dataset_ref})")
+    console.print(
+        f"saved evaluation [bold]#{saved.id}[/] ({saved.model_ref} on {saved.dataset_ref})"
+    )
 
 
 def _judge(url: str | None, model: str | None, api_key: str | None) -> Judge | None:
@@ -95,19 +114,6 @@ def _judge(url: str | None, model: str | None, api_key: str | None) -> Judge | N
     from llmline.evaluation import Judge
 
     return Judge(url, model, api_key=api_key)
-
-
-def _load_model(model_dir: Path) -> tuple[Any, Any]:
-    """A local folder for now; model-registry refs replace this later."""
-    if not (model_dir / "config.json").is_file():
-        raise UserError(f"{model_dir} is not a Hugging Face model folder (no config.json)")
-    from llmline.evaluation._hf import quiet_loading, require
-
-    transformers = require("transformers")
-    with quiet_loading():
-        tokenizer = transformers.AutoTokenizer.from_pretrained(str(model_dir))
-        model = transformers.AutoModelForCausalLM.from_pretrained(str(model_dir))
-    return model, tokenizer
 
 
 def _metrics_table(result: EvalResult) -> Table:

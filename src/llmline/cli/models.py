@@ -146,22 +146,36 @@ def promote(
         list[str] | None,
         typer.Option(
             "--gate",
-            help="METRIC>=N, METRIC<=N or METRIC>=base[+-N], checked against the "
-            "metrics stored with the version (repeatable).",
+            help="METRIC>=N, METRIC<=N or METRIC>=base[+-N] (repeatable; default: "
+            "promotion.gates in llmline.yaml).",
         ),
+    ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset",
+            help="Read the evaluations on this dataset (default: promotion.dataset, "
+            "else the dataset the version was tuned on).",
+        ),
+    ] = None,
+    split: Annotated[
+        str | None, typer.Option("--split", help="...and this split (default: eval).")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Promote despite failing gates.")] = False,
     reason: Annotated[str | None, typer.Option("--reason", help="Why (needed by --force).")] = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Make a version the model's champion, if its gates pass."""
+    """Make a version the model's champion, if its gates pass.
+
+    Gates are checked against the newest stored evaluation (`llmline eval run`)
+    of the version, and of its base for METRIC>=base gates.
+    """
+    from llmline.evaluation import promotion_gate
     from llmline.models import Gate
 
-    registry = _registry(ctx)
-    gates = [Gate.parse(text) for text in gate or []]
-    result = registry.promote(
-        ref, gates=registry.metrics_gate(gates) if gates else None, force=force, reason=reason
-    )
+    gates = [Gate.parse(text) for text in gate] if gate else None
+    check = promotion_gate(workspace_from(ctx), gates, dataset_ref=dataset, split=split)
+    result = _registry(ctx).promote(ref, gates=check, force=force, reason=reason)
     _print_promotion(result, as_json)
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "BuildResult",
     "ProgressCallback",
     "build_dataset",
+    "plan_fingerprint",
     "resolve_spec",
 ]
 
@@ -126,17 +127,7 @@ def build_dataset(
         scratch_dir(tmp_root) as tmp,
         workspace.artifacts.stage() as out,
     ):
-        dialect = spec.query_dialect or workspace.settings.sql_dialect
-        sql = _prepare_sql(workspace, spec, dialect, warehouse, prompt)
-        plan = BuildPlan(
-            name,
-            spec,
-            prompt,
-            sql,
-            dialect,
-            warehouse.dialect,
-            _source_fingerprints(warehouse, sql),
-        )
+        plan = _plan(workspace, name, spec, prompt, warehouse)
         staging = Staging(tmp / "staging.duckdb")
         try:
             report = _stage_rows(warehouse, plan, staging, progress)
@@ -144,6 +135,45 @@ def build_dataset(
         finally:
             staging.close()
         return _publish(workspace, plan, out, files, report)
+
+
+def plan_fingerprint(workspace: Workspace, name: str, spec: DatasetSpec | None = None) -> str:
+    """A hash of everything a build of ``name`` would be made from (spec,
+    resolved template, SQL, source table fingerprints) without reading a row.
+
+    Equal fingerprints mean a build would give the same version, which is
+    what lets a pipeline skip the build step when nothing upstream changed.
+    """
+    spec = spec or resolve_spec(workspace, name)
+    prompt = PromptRegistry(workspace.metadata).get(spec.template)
+    with workspace.warehouse(read_only=True) as warehouse:
+        plan = _plan(workspace, name, spec, prompt, warehouse)
+    from llmline import __version__
+
+    document = {
+        "name": plan.name,
+        "spec": spec.model_dump(mode="json"),
+        "prompt": [plan.prompt.ref, plan.prompt.sha256],
+        "sql": plan.sql,
+        "engine": plan.engine,
+        "sources": plan.sources,
+        "llmline": __version__,
+    }
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+def _plan(
+    workspace: Workspace,
+    name: str,
+    spec: DatasetSpec,
+    prompt: PromptInfo,
+    warehouse: Warehouse,
+) -> BuildPlan:
+    dialect = spec.query_dialect or workspace.settings.sql_dialect
+    sql = _prepare_sql(workspace, spec, dialect, warehouse, prompt)
+    return BuildPlan(
+        name, spec, prompt, sql, dialect, warehouse.dialect, _source_fingerprints(warehouse, sql)
+    )
 
 
 def _prepare_sql(

@@ -201,5 +201,8 @@ def load_rows(
             if limit is not None and len(rows) >= limit:
                 break
     if not rows:
-        raise EvaluationError(f"split {split!r} of {info.ref} is empty")
+        raise EvaluationError(
+            f"split {split!r} of {info.ref} is empty: nothing to evaluate "
+            "(give the split a larger fraction and rebuild the dataset)"
+        )
     return info.ref, rows

@@ -164,7 +164,9 @@ def _lr_factor(warmup: int, total: int) -> Callable[[int], float]:
         step = done + 1
         if step <= warmup:
             return step / warmup
-        return max(0.0, (total - step + 1) / (total - warmup))
+        # After the last step the scheduler asks once more; with warm-up
+        # covering every step there is no decay phase to divide by.
+        return max(0.0, (total - step + 1) / max(1, total - warmup))
 
     return factor
 
