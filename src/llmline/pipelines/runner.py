@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any
 
 from llmline.errors import UserError
 from llmline.pipelines import steps
@@ -71,7 +71,7 @@ def run_pipeline(
     *,
     cache: bool = True,
     on_step: StepCallback | None = None,
-    echo: TextIO | None = None,
+    echo: IO[str] | None = None,
     verbose: bool = False,
 ) -> RunInfo:
     """Run pipeline ``name`` with ``parameters`` (validated, then resolved).
@@ -156,7 +156,7 @@ def _failure_message(run_dir: Path, recorder: _StepRecorder, exc: Exception) -> 
 class _Tee(io.TextIOBase):
     """Everything to the log; console-prefixed lines (or all) to ``echo``."""
 
-    def __init__(self, log: TextIO, echo: TextIO | None, verbose: bool) -> None:
+    def __init__(self, log: IO[str], echo: IO[str] | None, verbose: bool) -> None:
         self.log, self.echo, self.verbose = log, echo, verbose
         self.pending = ""
 
