@@ -30,7 +30,7 @@ def _upstream(workspace: Workspace, ref: ArtifactRef) -> set[str]:
 
 
 def test_run_registers_promotes_and_caches(
-    pipeline_ws: Workspace, fast_params: dict[str, str]
+    pipeline_ws: Workspace, fast_params: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     first = run_pipeline(pipeline_ws, "tune", fast_params)
     assert first.status == "succeeded"
@@ -77,6 +77,30 @@ def test_run_registers_promotes_and_caches(
         again.run_id,
         changed.run_id,
     ]
+    _check_cli_views(pipeline_ws, capsys, first.run_id, changed.run_id)
+
+
+def _check_cli_views(
+    workspace: Workspace, capsys: pytest.CaptureFixture[str], first: str, last: str
+) -> None:
+    """``pipeline runs/show --json`` and the text views read the recorded runs."""
+    from llmline.cli.app import main
+
+    def cli(*args: str) -> str:
+        capsys.readouterr()
+        assert main(["--workspace", str(workspace.root), *args]) == 0
+        return capsys.readouterr().out
+
+    runs = json.loads(cli("pipeline", "runs", "--json"))
+    assert [r["run_id"] for r in runs][::2] == [first, last]
+    assert {"status", "steps", "cache_hits", "duration_s", "parameters", "outputs"} <= set(runs[0])
+    shown = json.loads(cli("pipeline", "show", "latest", "--json"))
+    assert shown["run_id"] == last and shown["cache_hits"] == 2
+    tune = next(s for s in shown["steps"] if s["name"] == "tune")
+    assert tune["cached"] is False and Path(tune["outputs"]["adapter"]["uri"]).is_dir()
+    text = cli("pipeline", "show", first)
+    assert first in text and "build-dataset" in text and "0/5 steps from cache" in text
+    assert last in cli("pipeline", "runs")
 
 
 def _console(*args: str, cwd: Path) -> subprocess.Popen[str]:
