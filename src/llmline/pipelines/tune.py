@@ -11,6 +11,7 @@ from typing import Any
 from kfp import dsl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from llmline._pydantic import problems
 from llmline.errors import ConfigError
 from llmline.pipelines import components
 
@@ -57,11 +58,7 @@ class TuneParams(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'parameters'}: {err['msg']}"
-                for err in exc.errors()
-            )
-            raise ConfigError(f"pipeline tune: {problems}") from None
+            raise ConfigError(f"pipeline tune: {problems(exc, 'parameters')}") from None
 
 
 def tune_pipeline(build_cache_key: str | None = None) -> Any:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from llmline._pydantic import problems
 from llmline.errors import ConfigError
 
 __all__ = ["TRAJECTORY_FIELDS", "LoraTuneConfig"]
@@ -56,11 +57,7 @@ class LoraTuneConfig(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
-                for err in exc.errors()
-            )
-            raise ConfigError(f"{source}: {problems}") from None
+            raise ConfigError(f"{source}: {problems(exc, 'config')}") from None
 
     @field_validator("target_modules")
     @classmethod
