@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from llmline.data.spec import DatasetSpec
 from llmline.errors import ConfigError
+from llmline.gateway.config import GatewaySettings, UpstreamSettings
+from llmline.gateway.deployments.spec import DeploymentSpec
 
 if TYPE_CHECKING:
     from llmline.models.gates import Gate
@@ -97,6 +99,24 @@ class Settings(BaseSettings):
     table_map: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_TABLE_MAP))
     datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
     promotion: PromotionSettings = Field(default_factory=PromotionSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    upstreams: dict[str, UpstreamSettings] = Field(
+        default_factory=dict, description="OpenAI-compatible servers, used as upstream:NAME"
+    )
+    deployments: dict[str, DeploymentSpec] = Field(
+        default_factory=dict, description="Declarative deployments, applied by llmline serve"
+    )
+
+    @field_validator("deployments", mode="before")
+    @classmethod
+    def _name_deployments(cls, value: Any) -> Any:
+        # In the file a deployment's name is its key; the spec carries it too.
+        if isinstance(value, dict):
+            return {
+                name: {**spec, "name": name} if isinstance(spec, dict) else spec
+                for name, spec in value.items()
+            }
+        return value
 
     @classmethod
     def settings_customise_sources(

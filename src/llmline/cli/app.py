@@ -14,7 +14,18 @@ from typing import Annotated
 import typer
 from typer.exceptions import TyperException
 
-from llmline.cli import data, evaluate, lineage, models, pipeline, prompts, quickstart, warehouse
+from llmline.cli import (
+    data,
+    deploy,
+    evaluate,
+    lineage,
+    models,
+    pipeline,
+    prompts,
+    quickstart,
+    serve,
+    warehouse,
+)
 from llmline.cli._common import console, err_console
 from llmline.errors import UserError
 
@@ -33,6 +44,8 @@ app.add_typer(prompts.app, name="prompts")
 app.add_typer(models.app, name="models")
 app.add_typer(evaluate.app, name="eval")
 app.add_typer(pipeline.app, name="pipeline")
+app.add_typer(deploy.app, name="deploy")
+app.command("serve")(serve.serve)
 app.command("lineage")(lineage.lineage)
 app.command("quickstart")(quickstart.quickstart)
 

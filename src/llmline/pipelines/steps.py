@@ -374,7 +374,7 @@ def _register_adapter(
         for item in (staging / "adapter").iterdir():
             item.rename(staging / item.name)
         (staging / "adapter").rmdir()
-        return registry.register(
+        info = registry.register(
             name,
             kind="tuned",
             uri=folder_publisher(ws.artifacts, staging, name),
@@ -385,6 +385,13 @@ def _register_adapter(
             content_hash=content_hash,
             description=f"LoRA adapter on {base_model}, tuned on {dataset}",
         )
+    try:  # the gateway cites training answers from this index; a model without one still serves
+        from llmline.gateway.citations import build_citation_index
+
+        build_citation_index(ws, dataset)
+    except Exception as exc:
+        say(f"warning: no citation index for {dataset}: {type(exc).__name__}: {exc}")
+    return info
 
 
 def _link_run(ws: Workspace, run: str, dataset: str, base_model: str) -> None:

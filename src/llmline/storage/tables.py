@@ -7,10 +7,16 @@ need to see the whole schema.
 
 from __future__ import annotations
 
-from llmline.storage import eval_tables, model_tables, models, pipeline_tables
+from llmline.storage import (
+    deployment_tables,
+    eval_tables,
+    model_tables,
+    models,
+    pipeline_tables,
+)
 from llmline.storage.models import Base
 
 __all__ = ["Base", "metadata"]
 
 metadata = Base.metadata
-_REGISTERED = (models, model_tables, eval_tables, pipeline_tables)
+_REGISTERED = (models, model_tables, eval_tables, pipeline_tables, deployment_tables)

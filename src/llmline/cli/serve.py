@@ -1,0 +1,50 @@
+"""``llmline serve``: the OpenAI-compatible gateway."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from llmline.cli._common import err_console, workspace_from
+from llmline.errors import UserError
+
+__all__ = ["serve"]
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=0, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve deployments and champion models at http://HOST:PORT/v1 (OpenAI API)."""
+    import uvicorn
+
+    workspace = workspace_from(ctx)
+    if workers > 1:
+        # Each worker builds its own app from the workspace named here.
+        os.environ["LLMLINE_WORKSPACE"] = str(workspace.root)
+        target: object = "llmline.gateway.app:app_from_env"
+    else:
+        from llmline.gateway import build_app
+
+        target = build_app(workspace)
+    err_console.print(
+        f"llmline gateway for {workspace.root} on http://{host}:{port}/v1 "
+        f"({workers} worker{'s' if workers > 1 else ''}); docs at http://{host}:{port}/docs",
+        markup=False,
+    )
+    try:
+        uvicorn.run(
+            target,  # type: ignore[arg-type]
+            host=host,
+            port=port,
+            workers=workers,
+            factory=workers > 1,
+            log_level=log_level,
+        )
+    except OSError as exc:
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

@@ -1,0 +1,261 @@
+"""The app factory: ``build_app(workspace)`` returns the FastAPI gateway.
+
+Nothing happens at import time; backends start in the app's lifespan, so
+``/healthz`` answers at once while weights load and ``/readyz`` says 503
+until they are ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from llmline.errors import UserError
+from llmline.gateway.errors import GatewayError, InvalidRequestError, PayloadTooLargeError
+
+if TYPE_CHECKING:
+    from llmline.gateway.caching import ExactCache
+    from llmline.gateway.deployments.spec import DeploymentSpec
+    from llmline.gateway.engine import Engine
+    from llmline.gateway.safety import SafetyChecker
+    from llmline.settings import Settings
+    from llmline.workspace import Workspace
+
+__all__ = ["app_from_env", "build_app"]
+
+log = logging.getLogger("llmline.gateway")
+
+
+def build_app(
+    workspace: Workspace | Settings | Path | str | None = None,
+    *,
+    deployments: Sequence[DeploymentSpec] = (),
+    safety: SafetyChecker | None = None,
+    embedder: Any = None,
+    sync_config: bool = True,
+    preload: Sequence[str] | None = None,
+) -> FastAPI:
+    """The gateway for ``workspace`` (a Workspace, its folder, or Settings).
+
+    ``deployments`` are served from memory in addition to those saved in
+    the metadata store; ``safety`` and ``embedder`` replace the defaults
+    (tests inject fast ones).  ``sync_config`` saves the ``deployments:``
+    of ``llmline.yaml`` at startup.  ``preload`` names registry models to
+    load at startup (default: every champion, when no deployment exists).
+    """
+    from llmline.gateway.caching import SemanticCache
+    from llmline.gateway.embedder import MiniLMEmbedder
+    from llmline.gateway.engine import Engine
+    from llmline.gateway.metrics import GatewayMetrics
+    from llmline.gateway.serving import Service
+    from llmline.settings import Settings
+
+    ws = _workspace(workspace)
+    settings = ws.settings if ws is not None else Settings()
+    embedder = embedder or MiniLMEmbedder()
+    engine = Engine(ws)
+    service = Service(
+        engine,
+        settings,
+        metrics=GatewayMetrics(),
+        safety=safety or _default_safety(),
+        cache=_exact_cache(settings),
+        semantic=SemanticCache(embedder),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if ws is not None and sync_config and settings.deployments:
+            from llmline.gateway.deployments.api import sync_declared_deployments
+
+            sync_declared_deployments(ws)
+        for spec in deployments:
+            await engine.add(spec)
+        # The classifiers load now, not inside the first request's latency budget.
+        await asyncio.to_thread(service.safety.warm_up)
+        await engine.start(reload_interval_s=settings.gateway.reload_interval_s)
+        engine.preload(list(preload) if preload is not None else _default_preload(engine))
+        app.state.started = True
+        try:
+            yield
+        finally:
+            app.state.started = False
+            await service.drain()
+            await engine.close()
+            await service.cache.close()
+
+    app = FastAPI(
+        title="llmline gateway",
+        version=_version(),
+        description="OpenAI-compatible gateway: deployments, rollouts, safety, citations.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.embedder = embedder
+    app.state.started = False
+    _install_error_handlers(app)
+    _include_routers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.gateway.max_body_bytes)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """For ``uvicorn --factory`` (``llmline serve --workers N``): the
+    workspace comes from ``$LLMLINE_WORKSPACE``."""
+    from llmline.workspace import find_workspace
+
+    return build_app(find_workspace(os.environ.get("LLMLINE_WORKSPACE")))
+
+
+def _workspace(value: Workspace | Settings | Path | str | None) -> Workspace | None:
+    from llmline.settings import Settings
+    from llmline.workspace import Workspace
+
+    if value is None or isinstance(value, Workspace):
+        return value
+    if isinstance(value, Settings):
+        return Workspace(Path.cwd(), value)
+    return Workspace(Path(value))
+
+
+def _default_preload(engine: Engine) -> list[str]:
+    return [] if engine.deployments else engine.champions()
+
+
+def _default_safety() -> SafetyChecker:
+    from llmline.gateway.safety import SafetyChecker, ToxicityScanner
+
+    return SafetyChecker([ToxicityScanner()])
+
+
+def _exact_cache(settings: Settings) -> ExactCache:
+    from llmline.gateway.caching import LRUCache, RedisCache
+
+    url = settings.gateway.redis_url
+    return RedisCache(url) if url else LRUCache()
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("llmline")
+    except PackageNotFoundError:
+        return "0"
+
+
+def _include_routers(app: FastAPI) -> None:
+    from llmline.gateway.endpoints import chat, completions, embeddings, health, models
+
+    for module in (chat, completions, embeddings, models, health):
+        app.include_router(module.router)
+
+
+def _error(exc: GatewayError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """One OpenAI-style error body for every failure."""
+
+    @app.exception_handler(GatewayError)
+    async def gateway_error(_: Request, exc: GatewayError) -> JSONResponse:
+        return _error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(_invalid(exc))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        kinds = {404: "not_found", 405: "method_not_allowed"}
+        body = GatewayError(str(exc.detail), code=kinds.get(exc.status_code)).body()
+        body["error"]["type"] = "invalid_request_error" if exc.status_code < 500 else "server_error"
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(UserError)
+    async def user_error(_: Request, exc: UserError) -> JSONResponse:
+        # A registry or template problem a request ran into (e.g. a deleted version).
+        return _error(InvalidRequestError(str(exc)))
+
+
+def _invalid(exc: RequestValidationError) -> InvalidRequestError:
+    errors = exc.errors()
+    first: dict[str, Any] = dict(errors[0]) if errors else {"loc": (), "msg": "invalid request"}
+    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    param = ".".join(loc) or None
+    message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
+    if first.get("type") == "json_invalid":
+        return InvalidRequestError(
+            f"the body is not valid JSON: {first.get('ctx', {}).get('error', message)}"
+        )
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    where = f"{param}: " if param else ""
+    return InvalidRequestError(f"{where}{message}{more}", param=param)
+
+
+def _replay(messages: list[Message], last: Message | None, receive: Receive) -> Receive:
+    """A ``receive`` giving ``messages`` (then ``last``) before the real one
+    (which later reports the client's disconnect)."""
+    queue = [*messages, *([last] if last is not None else [])]
+
+    async def replayed() -> Message:
+        if queue:
+            return queue.pop(0)
+        return await receive()
+
+    return replayed
+
+
+class BodyLimitMiddleware:
+    """413 for bodies over ``max_bytes``, judged by Content-Length when sent
+    and by counting otherwise (a chunked upload cannot sneak past)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await self._reject(scope, receive, send)
+            return
+        # Read the body here (counting) so that an oversized one is refused
+        # before anything parses it; the app then gets it replayed.
+        chunks: list[bytes] = []
+        seen = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([], message, receive), send)
+                return
+            chunks.append(message.get("body", b""))
+            seen += len(chunks[-1])
+            if seen > self.max_bytes:
+                await self._reject(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        body: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay([body], None, receive), send)
+
+    def _message(self) -> str:
+        return f"the request body is larger than this gateway's limit of {self.max_bytes} bytes"
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = _error(PayloadTooLargeError(self._message()))
+        await response(scope, receive, send)

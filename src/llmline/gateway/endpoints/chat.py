@@ -1,0 +1,145 @@
+"""``POST /v1/chat/completions``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+
+from llmline.gateway.endpoints._sse import sse_response
+from llmline.gateway.prompting import apply_chat_template
+from llmline.gateway.protocol.chat import (
+    ChatChoice,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChunkChoice,
+    DeltaMessage,
+    _Reply,
+)
+from llmline.gateway.protocol.common import ErrorResponse, Usage
+from llmline.gateway.protocol.extensions import CitationMetadata
+from llmline.gateway.providers import GenerationRequest
+from llmline.gateway.serving import Answer, Caller, Prepared, Service, new_request_id
+
+__all__ = ["ERROR_RESPONSES", "cache_payload", "extensions", "prepare_chat", "router"]
+
+router = APIRouter(tags=["chat"])
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in {
+        400: "Invalid request",
+        404: "Unknown model or deployment",
+        413: "Request body too large",
+        502: "Upstream error",
+        503: "No backend ready",
+        504: "Upstream timeout",
+    }.items()
+}
+
+
+def prepare_chat(service: Service, body: ChatCompletionRequest, caller: Caller) -> Prepared:
+    live = service.engine.resolve(body.model)
+    messages, question, prompt_version = apply_chat_template(
+        live.prompt, body.messages, body.llmline
+    )
+    request = GenerationRequest(
+        messages=messages,
+        max_tokens=service.max_tokens(body.requested_max_tokens()),
+        temperature=body.temperature,
+        top_p=body.top_p,
+        stop=body.stop_list(),
+        seed=body.seed,
+        user=body.user,
+        request_id=new_request_id("chatcmpl"),
+    )
+    return Prepared(
+        live=live,
+        request=request,
+        question=question,
+        prompt_version=prompt_version,
+        caller=caller,
+        cache_payload=cache_payload(request),
+        use_cache=body.llmline.cache if body.llmline else True,
+    )
+
+
+def cache_payload(request: GenerationRequest) -> dict[str, Any] | None:
+    # Only deterministic requests are cached: a sampled answer is one draw
+    # of many, and serving it again would hide the sampling the client asked for.
+    if request.temperature > 0 and request.seed is None:
+        return None
+    return {
+        "messages": list(request.messages or ()),
+        "prompt": request.prompt,
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "stop": list(request.stop),
+        "seed": request.seed,
+    }
+
+
+def extensions(prepared: Prepared, answer: Answer) -> dict[str, Any]:
+    return {
+        "safety_attributes": answer.safety,
+        "input_safety_attributes": prepared.input_safety,
+        "citation_metadata": CitationMetadata(citations=answer.citations),
+        "llmline": answer.info(prepared),
+    }
+
+
+@router.post("/v1/chat/completions", response_model=ChatCompletion, responses=ERROR_RESPONSES)
+async def create_chat_completion(body: ChatCompletionRequest, request: Request) -> Response:
+    service: Service = request.app.state.service
+    caller = Caller.from_authorization(request.headers.get("authorization"), body.user)
+    prepared = prepare_chat(service, body, caller)
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return await _stream(service, prepared, body.model, include_usage)
+    answer = await service.answer(prepared)
+    completion = ChatCompletion(
+        id=prepared.request_id,
+        created=int(time.time()),
+        model=body.model,
+        choices=[
+            ChatChoice(message=_Reply(content=answer.text), finish_reason=answer.finish_reason)
+        ],
+        usage=Usage(**answer.usage()),
+        **extensions(prepared, answer),
+    )
+    return Response(
+        completion.model_dump_json(exclude_none=False),
+        media_type="application/json",
+        headers={"X-Request-Id": prepared.request_id},
+    )
+
+
+async def _stream(
+    service: Service, prepared: Prepared, model: str, include_usage: bool
+) -> StreamingResponse:
+    created = int(time.time())
+
+    def chunk(choices: list[ChunkChoice], **extra: Any) -> dict[str, Any]:
+        return ChatCompletionChunk(
+            id=prepared.request_id, created=created, model=model, choices=choices, **extra
+        ).model_dump(mode="json", exclude_none=True)
+
+    def delta(text: str, first: bool) -> dict[str, Any]:
+        role = "assistant" if first else None
+        return chunk([ChunkChoice(delta=DeltaMessage(role=role, content=text))])
+
+    def final(answer: Answer) -> list[dict[str, Any]]:
+        events = [
+            chunk(
+                [ChunkChoice(delta=DeltaMessage(), finish_reason=answer.finish_reason)],
+                **extensions(prepared, answer),
+            )
+        ]
+        if include_usage:  # OpenAI's shape: one more chunk, no choices, with usage
+            events.append(chunk([], usage=Usage(**answer.usage()), **extensions(prepared, answer)))
+        return events
+
+    return await sse_response(service, prepared, delta, final)

@@ -1,0 +1,515 @@
+"""One request through the gateway: template, input safety, cache, route,
+call (with fallbacks), output safety, citations, cost and metrics.
+
+The HTTP endpoints only translate between OpenAI's bodies and
+:class:`Prepared` / :class:`Answer`; everything here is plain Python.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+from llmline.gateway.caching import ExactCache, SemanticCache, request_key
+from llmline.gateway.engine import Engine, LiveDeployment
+from llmline.gateway.errors import BackendError, InvalidRequestError
+from llmline.gateway.protocol.extensions import Citation, LlmlineInfo, SafetyAttributes
+from llmline.gateway.providers import GenerationChunk, GenerationOutput, GenerationRequest
+from llmline.gateway.shadow import compare_shadow
+
+if TYPE_CHECKING:
+    from llmline.gateway.config import GatewaySettings
+    from llmline.gateway.metrics import GatewayMetrics
+    from llmline.gateway.safety import SafetyChecker, ScanContext
+    from llmline.settings import Settings
+
+__all__ = ["Answer", "Caller", "Prepared", "Service", "aclose", "new_request_id"]
+
+log = logging.getLogger("llmline.gateway")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the API key's scope (a hash, never the key) and the
+    ``user`` field; caches and sticky routing never mix two scopes."""
+
+    key_scope: str | None = None
+    user: str | None = None
+
+    @classmethod
+    def from_authorization(cls, header: str | None, user: str | None = None) -> Caller:
+        token = (header or "").removeprefix("Bearer ").strip()
+        scope = hashlib.sha256(token.encode()).hexdigest()[:16] if token else None
+        return cls(scope, user)
+
+
+@dataclass
+class Prepared:
+    live: LiveDeployment
+    request: GenerationRequest
+    question: str
+    prompt_version: str | None
+    caller: Caller
+    cache_payload: dict[str, Any] | None  # None: not cacheable
+    use_cache: bool = True
+    started: float = field(default_factory=time.perf_counter)
+    input_safety: SafetyAttributes = field(default_factory=SafetyAttributes)
+    shadow_target: str | None = None  # set by routing (shadow strategy)
+    vector: Any = None  # the question's embedding, once the semantic cache computed it
+
+    @property
+    def request_id(self) -> str:
+        return self.request.request_id
+
+
+@dataclass
+class Answer:
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    target: str | None
+    route_reason: str
+    cache: str = "miss"
+    ttft_ms: float | None = None
+    latency_ms: float = 0.0
+    cost_usd: float = 0.0
+    safety: SafetyAttributes = field(default_factory=SafetyAttributes)
+    citations: list[Citation] = field(default_factory=list)
+
+    def info(self, prepared: Prepared) -> LlmlineInfo:
+        return LlmlineInfo(
+            deployment=prepared.live.name,
+            model_version=self.target,
+            route_reason=self.route_reason,
+            prompt_version=prepared.prompt_version,
+            cache=self.cache,
+            latency_ms=round(self.latency_ms, 3),
+            ttft_ms=None if self.ttft_ms is None else round(self.ttft_ms, 3),
+            usage=self.usage(),
+            cost_usd=self.cost_usd,
+            request_id=prepared.request_id,
+        )
+
+    def usage(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
+
+
+def new_request_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+class Service:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        *,
+        metrics: GatewayMetrics,
+        safety: SafetyChecker,
+        cache: ExactCache,
+        semantic: SemanticCache | None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.metrics = metrics
+        self.safety = safety
+        self.cache = cache
+        self.semantic = semantic
+        self._background: set[asyncio.Task[None]] = set()
+
+    @property
+    def gateway(self) -> GatewaySettings:
+        return self.settings.gateway
+
+    def max_tokens(self, requested: int | None) -> int:
+        cap = self.gateway.max_tokens_cap
+        if requested is not None and requested > cap:
+            raise InvalidRequestError(
+                f"max_tokens is {requested}; this gateway allows at most {cap}",
+                param="max_tokens",
+                code="max_tokens_exceeded",
+            )
+        return requested or min(self.gateway.default_max_tokens, cap)
+
+    # -- the non-streaming path ------------------------------------------------
+
+    async def answer(self, prepared: Prepared) -> Answer:
+        live = prepared.live
+        self.metrics.in_flight.labels(live.name).inc()
+        try:
+            prepared.input_safety = await self._check_input(prepared)
+            if prepared.input_safety.blocked:
+                return self._finish(prepared, _blocked_input(prepared))
+            cached = await self._lookup(prepared)
+            if cached is not None:
+                return self._finish(prepared, cached)
+            output, target, reason = await self._call(prepared)
+            answer = await self._post_process(prepared, output, target, reason)
+            await self._store(prepared, answer)
+            return self._finish(prepared, answer)
+        finally:
+            self.metrics.in_flight.labels(live.name).dec()
+
+    async def _call(self, prepared: Prepared) -> tuple[GenerationOutput, str, str]:
+        live, error = prepared.live, None
+        targets, reasons = self._plan(prepared)
+        for target, planned in zip(targets, reasons, strict=True):
+            reason = planned if error is None else f"fallback after {error[0]} failed ({error[1]})"
+            await self.engine.ready(target, self.gateway.load_timeout_s)
+            started = time.perf_counter()
+            live.router.started(target)
+            try:
+                with self.engine.using(target) as provider:
+                    self._check_prompt_size(provider, prepared)
+                    output = await provider.generate(prepared.request)
+            except BackendError as exc:
+                await self._observe(live, target, started, ok=False)
+                error = (target, exc)
+                self.metrics.errors.labels(type(exc).__name__).inc()
+                continue
+            except BaseException:
+                await self._observe(live, target, started, ok=True)
+                raise
+            await self._observe(live, target, started, ok=True)
+            self._shadow(prepared, target, output.text)
+            return output, target, reason
+        assert error is not None
+        raise error[1]
+
+    def _plan(self, prepared: Prepared) -> tuple[list[str], list[str]]:
+        """The routed target, then fallbacks in order."""
+        from llmline.gateway.routing import RouteContext
+
+        live = prepared.live
+        context = RouteContext(prepared.request_id, self._sticky_key(prepared))
+        decision = live.router.choose(context, self.engine.healthy)
+        prepared.shadow_target = decision.shadow
+        rest = live.router.fallbacks(decision.target, self.engine.healthy)
+        return [decision.target, *rest], [decision.reason] + ["fallback"] * len(rest)
+
+    def _sticky_key(self, prepared: Prepared) -> str | None:
+        sticky = prepared.live.spec.sticky
+        if sticky == "user":
+            return prepared.caller.user
+        if sticky == "key":
+            return prepared.caller.key_scope
+        return None
+
+    def _check_prompt_size(self, provider: Any, prepared: Prepared) -> None:
+        request = prepared.request
+        text = request.prompt or "\n".join(str(m["content"]) for m in request.messages or ())
+        limit = self.gateway.max_prompt_tokens
+        # Cheap upper bound first: counting a huge text with a tokenizer is itself costly.
+        if len(text) > limit * 16 or provider.count_tokens(text) > limit:
+            raise InvalidRequestError(
+                f"the prompt is longer than this gateway's limit of {limit} tokens",
+                param="messages" if request.messages is not None else "prompt",
+                code="context_length_exceeded",
+            )
+
+    async def _observe(
+        self, live: LiveDeployment, target: str, started: float, *, ok: bool
+    ) -> None:
+        latency_ms = (time.perf_counter() - started) * 1000
+        transition = live.router.finished(target, latency_ms=latency_ms, ok=ok)
+        if transition is None:
+            return
+        from llmline.gateway.deployments.spec import DeploymentState
+
+        state = DeploymentState(
+            live=transition.live,
+            phase=transition.phase,
+            previous=live.state.live,
+            reason=transition.reason,
+        )
+        log.warning("deployment %s: %s", live.name, transition.reason)
+        action = "auto-promote" if transition.phase == "promoted" else "auto-rollback"
+        await self.engine.persist(live, state, action)
+
+    # -- shadow traffic ----------------------------------------------------------
+
+    def _shadow(self, prepared: Prepared, served_by: str, served_text: str) -> None:
+        target = prepared.shadow_target
+        if not target or target == served_by:
+            return
+        task = asyncio.get_running_loop().create_task(
+            compare_shadow(
+                self.engine,
+                self.metrics,
+                prepared.live,
+                prepared.request,
+                target=target,
+                served_text=served_text,
+            )
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for shadow calls still running (shutdown, tests)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    # -- safety, citations, cost -------------------------------------------------
+
+    async def _check_input(self, prepared: Prepared) -> SafetyAttributes:
+        return await self.safety.acheck(prepared.question, _context(prepared, "input"))
+
+    async def _post_process(
+        self, prepared: Prepared, output: GenerationOutput, target: str, reason: str
+    ) -> Answer:
+        safety = await self.safety.acheck(output.text, _context(prepared, "output"))
+        text, finish = output.text, output.finish_reason
+        if safety.blocked:
+            text, finish = "", "content_filter"
+        answer = Answer(
+            text=text,
+            finish_reason=finish,
+            prompt_tokens=output.prompt_tokens,
+            completion_tokens=output.completion_tokens,
+            target=target,
+            route_reason=reason,
+            ttft_ms=output.ttft_ms,
+            safety=safety,
+        )
+        answer.citations = self._citations(prepared, text)
+        answer.cost_usd = self._cost(target, answer, time.perf_counter() - prepared.started)
+        return answer
+
+    def _citations(self, prepared: Prepared, text: str) -> list[Citation]:
+        index = prepared.live.citations
+        if index is None or not text:
+            return []
+        return index.find(text)
+
+    def _cost(self, target: str, answer: Answer, seconds: float) -> float:
+        from llmline.gateway.providers import split_target
+
+        scheme, name = split_target(target)
+        if scheme == "upstream" and name in self.settings.upstreams:
+            up = self.settings.upstreams[name]
+            usd = (
+                answer.prompt_tokens * up.input_usd_per_1k
+                + answer.completion_tokens * up.output_usd_per_1k
+            )
+            return round(usd / 1000, 8)
+        if scheme == "embedded":
+            # Self-hosted: the request's share of the machine-hour while it ran.
+            share = seconds / max(1, self.engine.in_flight(target) + 1)
+            return round(self.gateway.embedded.usd_per_hour * share / 3600, 8)
+        return 0.0
+
+    # -- caching -------------------------------------------------------------------
+
+    def _cache_scope(self, prepared: Prepared) -> str:
+        return f"{prepared.live.scope}:{prepared.caller.key_scope or '-'}"
+
+    async def _lookup(self, prepared: Prepared) -> Answer | None:
+        policy = prepared.live.spec.cache
+        if prepared.cache_payload is None or not prepared.use_cache:
+            return None
+        hit: dict[str, Any] | None = None
+        kind = "hit"
+        if policy.exact:
+            hit = await self.cache.get(
+                request_key(self._cache_scope(prepared), prepared.cache_payload)
+            )
+        if hit is None and policy.semantic and self.semantic is not None:
+            vector = await asyncio.to_thread(self.semantic.embed, prepared.question)
+            found = self.semantic.lookup(self._cache_scope(prepared), vector, policy.similarity)
+            hit, kind = (found.value, "semantic") if found is not None else (None, kind)
+            prepared.vector = vector
+        self.metrics.cache.labels(prepared.live.name, kind if hit else "miss").inc()
+        if hit is None:
+            return None
+        return Answer(
+            text=hit["text"],
+            finish_reason=hit["finish_reason"],
+            prompt_tokens=hit["prompt_tokens"],
+            completion_tokens=hit["completion_tokens"],
+            target=hit["target"],
+            route_reason=f"cache {kind}: answered earlier by {hit['target']}",
+            cache=kind,
+            safety=SafetyAttributes.model_validate(hit["safety"]),
+            citations=[Citation.model_validate(c) for c in hit["citations"]],
+        )
+
+    async def _store(self, prepared: Prepared, answer: Answer) -> None:
+        policy = prepared.live.spec.cache
+        if prepared.cache_payload is None or answer.finish_reason == "content_filter":
+            return
+        value = {
+            "text": answer.text,
+            "finish_reason": answer.finish_reason,
+            "prompt_tokens": answer.prompt_tokens,
+            "completion_tokens": answer.completion_tokens,
+            "target": answer.target,
+            "safety": answer.safety.model_dump(),
+            "citations": [c.model_dump() for c in answer.citations],
+        }
+        scope = self._cache_scope(prepared)
+        if policy.exact:
+            await self.cache.set(request_key(scope, prepared.cache_payload), value, policy.ttl_s)
+        if policy.semantic and self.semantic is not None:
+            vector = prepared.vector
+            if vector is None:
+                vector = await asyncio.to_thread(self.semantic.embed, prepared.question)
+            self.semantic.store(scope, vector, value, policy.ttl_s)
+
+    # -- accounting ------------------------------------------------------------------
+
+    def _finish(self, prepared: Prepared, answer: Answer) -> Answer:
+        answer.latency_ms = (time.perf_counter() - prepared.started) * 1000
+        live, version = prepared.live.name, answer.target or "none"
+        route = answer.route_reason.split(":")[0]
+        m = self.metrics
+        m.requests.labels(live, version, route, answer.finish_reason).inc()
+        m.latency.labels(live, version, route).observe(answer.latency_ms / 1000)
+        if answer.ttft_ms is not None:
+            m.ttft.labels(live, version).observe(answer.ttft_ms / 1000)
+        m.tokens.labels(live, version, "in").inc(answer.prompt_tokens)
+        m.tokens.labels(live, version, "out").inc(answer.completion_tokens)
+        m.cost.labels(live, version).inc(answer.cost_usd)
+        for stage, attrs in (("input", prepared.input_safety), ("output", answer.safety)):
+            if attrs.blocked:
+                for category in attrs.categories or ["unknown"]:
+                    m.blocked.labels(live, stage, category).inc()
+        return answer
+
+    # -- the streaming path ------------------------------------------------------------
+
+    async def answer_stream(self, prepared: Prepared) -> AsyncIterator[str | Answer]:
+        """Text deltas as they are generated, then the final :class:`Answer`."""
+        live = prepared.live
+        self.metrics.in_flight.labels(live.name).inc()
+        try:
+            prepared.input_safety = await self._check_input(prepared)
+            if prepared.input_safety.blocked:
+                yield self._finish(prepared, _blocked_input(prepared))
+                return
+            cached = await self._lookup(prepared)
+            if cached is not None:
+                yield cached.text
+                yield self._finish(prepared, cached)
+                return
+            async for item in self._stream_call(prepared):
+                yield item
+        finally:
+            self.metrics.in_flight.labels(live.name).dec()
+
+    async def _stream_call(self, prepared: Prepared) -> AsyncIterator[str | Answer]:
+        live, error = prepared.live, None
+        targets, reasons = self._plan(prepared)
+        for target, planned in zip(targets, reasons, strict=True):
+            reason = planned if error is None else f"fallback after {error[0]} failed ({error[1]})"
+            await self.engine.ready(target, self.gateway.load_timeout_s)
+            started = time.perf_counter()
+            live.router.started(target)
+            sent = False
+            try:
+                with self.engine.using(target) as provider:
+                    self._check_prompt_size(provider, prepared)
+                    chunks = provider.stream(prepared.request)
+                    try:
+                        async for item in self._relay(prepared, chunks, target, reason, started):
+                            sent = sent or isinstance(item, str)
+                            yield item
+                    finally:
+                        await aclose(chunks)
+            except BackendError as exc:
+                await self._observe(live, target, started, ok=False)
+                if sent:  # the client already has part of this answer: no fallback now
+                    raise
+                error = (target, exc)
+                continue
+            except BaseException:
+                await self._observe(live, target, started, ok=True)
+                raise
+            await self._observe(live, target, started, ok=True)
+            return
+        assert error is not None
+        raise error[1]
+
+    async def _relay(
+        self,
+        prepared: Prepared,
+        chunks: AsyncIterator[GenerationChunk],
+        target: str,
+        reason: str,
+        started: float,
+    ) -> AsyncIterator[str | Answer]:
+        text, ttft_ms, final = "", None, None
+        checked = 0
+        async for chunk in chunks:
+            if chunk.text:
+                ttft_ms = ttft_ms or (time.perf_counter() - started) * 1000
+                text += chunk.text
+                # Scan at sentence ends: a blocked answer is cut there.
+                if _sentence_end(chunk.text) and len(text) > checked:
+                    checked = len(text)
+                    verdict = await self.safety.acheck(text, _context(prepared, "output"))
+                    if verdict.blocked:
+                        final = GenerationChunk("", "content_filter", None, None)
+                        break
+                yield chunk.text
+            if chunk.finish_reason is not None:
+                final = chunk
+        output = GenerationOutput(
+            text=text,
+            finish_reason=(final.finish_reason if final else "stop") or "stop",
+            prompt_tokens=(final.prompt_tokens if final else None) or 0,
+            completion_tokens=(final.completion_tokens if final else None) or 0,
+            ttft_ms=ttft_ms,
+        )
+        answer = await self._post_process(prepared, output, target, reason)
+        if output.finish_reason == "content_filter":
+            answer = replace(answer, finish_reason="content_filter")
+        self._shadow(prepared, target, text)
+        await self._store(prepared, answer)
+        yield self._finish(prepared, answer)
+
+
+async def aclose(iterator: AsyncIterator[Any]) -> None:
+    """Close an async generator early (cancels generation in the provider)."""
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        await close()
+
+
+def _context(prepared: Prepared, direction: Literal["input", "output"]) -> ScanContext:
+    from llmline.gateway.safety import ScanContext
+
+    return ScanContext(
+        direction=direction,
+        deployment=prepared.live.name,
+        request_id=prepared.request_id,
+        prompt=prepared.question if direction == "output" else None,
+    )
+
+
+def _sentence_end(piece: str) -> bool:
+    return any(ch in piece for ch in ".!?\n")
+
+
+def _blocked_input(prepared: Prepared) -> Answer:
+    return Answer(
+        text="",
+        finish_reason="content_filter",
+        prompt_tokens=0,
+        completion_tokens=0,
+        target=None,
+        route_reason="input blocked by safety policy",
+        cache="off",
+        safety=SafetyAttributes(),
+    )
