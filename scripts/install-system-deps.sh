@@ -7,6 +7,17 @@ need=()
 if ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
   need+=(postgresql)
 fi
+# Redis: the gateway's shared cache (and, later, limits) across workers.
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+
+# want COMMAND PACKAGE: install PACKAGE when COMMAND is missing.
+want() { command -v "$1" >/dev/null 2>&1 || need+=("$2"); }
+
+# `install-system-deps.sh bench`: also the load generators of bench/gateway_*.py.
+if [ "${1:-}" = "bench" ]; then
+  want wrk wrk
+  want h2load nghttp2-client
+fi
 
 [ ${#need[@]} -eq 0 ] && exit 0
 

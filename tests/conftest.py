@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from llmline.testing import PostgresServer
+from llmline.testing.redis import RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +32,10 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     url = postgres_server.create_database(name)
     yield url
     postgres_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A redis-server private to this test session (persistence off)."""
+    with RedisServer() as server:
+        yield server

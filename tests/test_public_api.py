@@ -37,6 +37,17 @@ PUBLIC = {
         "load_rows", "parse_verdict", "promotion_gate",
     ],
     "llmline.warehouse": ["TableInfo", "Warehouse", "connect", "transpile"],
+    "llmline.gateway": [
+        "BackendError", "BackendHealth", "BackendTimeout", "BackendUnavailable", "DeploymentInfo",
+        "DeploymentSpec", "DeploymentState", "DeploymentStore", "EmbeddedSettings", "GatewayError",
+        "GatewaySettings", "GenerationChunk", "GenerationOutput", "GenerationRequest", "Provider",
+        "ProviderContext", "UpstreamSettings", "build_app", "create_deployment",
+        "promote_deployment", "rollback_deployment",
+    ],
+    "llmline.testing": [
+        "PostgresNotFoundError", "PostgresServer", "PostgresServerError", "RedisNotFoundError",
+        "RedisServer", "ServerThread", "free_port",
+    ],
 }  # fmt: skip
 
 
@@ -66,3 +77,16 @@ def test_user_errors_subclass_the_right_builtins() -> None:
         assert issubclass(cls, llmline.LLMLineError)
         if name != "LLMLineError":
             assert issubclass(cls, llmline.UserError)
+
+
+def test_gateway_errors_subclass_the_right_builtins() -> None:
+    from llmline.gateway import errors as gateway_errors
+
+    assert issubclass(gateway_errors.InvalidRequestError, ValueError)
+    assert issubclass(gateway_errors.NotFoundError, LookupError)
+    assert issubclass(gateway_errors.BackendTimeout, TimeoutError)
+    assert issubclass(gateway_errors.BackendError, ConnectionError)
+    assert issubclass(gateway_errors.AuthenticationError, PermissionError)
+    assert gateway_errors.RateLimitError("slow down", retry_after_s=1.2).headers == {
+        "Retry-After": "2"
+    }

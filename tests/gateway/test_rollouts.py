@@ -177,3 +177,17 @@ def test_sticky_routing_by_user(start_gateway) -> None:
             for i in range(60)
         )
     assert len(per_user) == 3
+
+
+def test_deployments_declared_in_llmline_yaml(start_gateway, gateway_ws) -> None:
+    from tests.gateway.test_upstreams_and_safety import configure
+
+    ws = configure(
+        gateway_ws,
+        deployments={"declared": {"models": ["fake:x", "fake:y"], "strategy": "blue-green"}},
+    )
+    gw = start_gateway(workspace=ws)
+    with gw.http() as http:
+        assert served(http, "declared", 3) == Counter({"fake:x": 3})
+    info = DeploymentStore(ws.metadata).get("declared")
+    assert info.source == "config"

@@ -74,6 +74,10 @@ def _print_summary(result: QuickstartResult) -> None:
         f"next: [bold]llmline models show {name}@champion[/]   "
         f"[bold]llmline eval compare {result.base.ref} {result.model_ref}[/]"
     )
+    console.print(
+        f"serve it: [bold]cd {result.workspace} && llmline serve[/], then call model "
+        f'"{name}" at http://127.0.0.1:8000/v1 with the openai SDK (docs/gateway.md)'
+    )
 
 
 def _number(value: float | None) -> str:

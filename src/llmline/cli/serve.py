@@ -24,6 +24,7 @@ def serve(
     import uvicorn
 
     workspace = workspace_from(ctx)
+    _check_free(host, port)
     if workers > 1:
         # Each worker builds its own app from the workspace named here.
         os.environ["LLMLINE_WORKSPACE"] = str(workspace.root)
@@ -48,3 +49,21 @@ def serve(
         )
     except OSError as exc:
         raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    except SystemExit as exc:
+        # uvicorn exits with 3 when it cannot start (the port was taken meanwhile).
+        if exc.code == 3:
+            raise UserError(f"the gateway could not start on {host}:{port} (see above)") from None
+        raise
+
+
+def _check_free(host: str, port: int) -> None:
+    """Fail in one line before loading anything when the port is taken."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

@@ -162,33 +162,28 @@ class Service:
             self.metrics.in_flight.labels(live.name).dec()
 
     async def _call(self, prepared: Prepared) -> tuple[GenerationOutput, str, str]:
-        live, error = prepared.live, None
-        targets, reasons = self._plan(prepared)
-        for target, planned in zip(targets, reasons, strict=True):
-            reason = planned if error is None else f"fallback after {error[0]} failed ({error[1]})"
-            await self.engine.ready(target, self.gateway.load_timeout_s)
-            started = time.perf_counter()
-            live.router.started(target)
+        error: tuple[str, BackendError] | None = None
+        for target, planned in self._plan(prepared):
+            reason = _reason(planned, error)
+            started = await self._begin(prepared, target)
             try:
                 with self.engine.using(target) as provider:
                     self._check_prompt_size(provider, prepared)
                     output = await provider.generate(prepared.request)
             except BackendError as exc:
-                await self._observe(live, target, started, ok=False)
-                error = (target, exc)
-                self.metrics.errors.labels(type(exc).__name__).inc()
+                error = await self._failed(prepared, target, started, exc)
                 continue
             except BaseException:
-                await self._observe(live, target, started, ok=True)
+                await self._observe(prepared.live, target, started, ok=True)
                 raise
-            await self._observe(live, target, started, ok=True)
+            await self._observe(prepared.live, target, started, ok=True)
             self._shadow(prepared, target, output.text)
             return output, target, reason
         assert error is not None
         raise error[1]
 
-    def _plan(self, prepared: Prepared) -> tuple[list[str], list[str]]:
-        """The routed target, then fallbacks in order."""
+    def _plan(self, prepared: Prepared) -> list[tuple[str, str]]:
+        """``(target, reason)``: the routed target, then fallbacks in order."""
         from llmline.gateway.routing import RouteContext
 
         live = prepared.live
@@ -196,7 +191,20 @@ class Service:
         decision = live.router.choose(context, self.engine.healthy)
         prepared.shadow_target = decision.shadow
         rest = live.router.fallbacks(decision.target, self.engine.healthy)
-        return [decision.target, *rest], [decision.reason] + ["fallback"] * len(rest)
+        return [(decision.target, decision.reason)] + [(t, "fallback") for t in rest]
+
+    async def _begin(self, prepared: Prepared, target: str) -> float:
+        """Wait for a loading target, count it in flight; the start time."""
+        await self.engine.ready(target, self.gateway.load_timeout_s)
+        prepared.live.router.started(target)
+        return time.perf_counter()
+
+    async def _failed(
+        self, prepared: Prepared, target: str, started: float, exc: BackendError
+    ) -> tuple[str, BackendError]:
+        await self._observe(prepared.live, target, started, ok=False)
+        self.metrics.errors.labels(type(exc).__name__).inc()
+        return target, exc
 
     def _sticky_key(self, prepared: Prepared) -> str | None:
         sticky = prepared.live.spec.sticky
@@ -409,13 +417,10 @@ class Service:
             self.metrics.in_flight.labels(live.name).dec()
 
     async def _stream_call(self, prepared: Prepared) -> AsyncIterator[str | Answer]:
-        live, error = prepared.live, None
-        targets, reasons = self._plan(prepared)
-        for target, planned in zip(targets, reasons, strict=True):
-            reason = planned if error is None else f"fallback after {error[0]} failed ({error[1]})"
-            await self.engine.ready(target, self.gateway.load_timeout_s)
-            started = time.perf_counter()
-            live.router.started(target)
+        error: tuple[str, BackendError] | None = None
+        for target, planned in self._plan(prepared):
+            reason = _reason(planned, error)
+            started = await self._begin(prepared, target)
             sent = False
             try:
                 with self.engine.using(target) as provider:
@@ -428,15 +433,14 @@ class Service:
                     finally:
                         await aclose(chunks)
             except BackendError as exc:
-                await self._observe(live, target, started, ok=False)
+                error = await self._failed(prepared, target, started, exc)
                 if sent:  # the client already has part of this answer: no fallback now
                     raise
-                error = (target, exc)
                 continue
             except BaseException:
-                await self._observe(live, target, started, ok=True)
+                await self._observe(prepared.live, target, started, ok=True)
                 raise
-            await self._observe(live, target, started, ok=True)
+            await self._observe(prepared.live, target, started, ok=True)
             return
         assert error is not None
         raise error[1]
@@ -478,6 +482,10 @@ class Service:
         self._shadow(prepared, target, text)
         await self._store(prepared, answer)
         yield self._finish(prepared, answer)
+
+
+def _reason(planned: str, error: tuple[str, BackendError] | None) -> str:
+    return planned if error is None else f"fallback after {error[0]} failed ({error[1]})"
 
 
 async def aclose(iterator: AsyncIterator[Any]) -> None:

@@ -24,10 +24,11 @@ import tempfile
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
 import psycopg
 from psycopg import sql
+
+from llmline.testing._running import StartStop
 
 __all__ = ["PostgresNotFoundError", "PostgresServer", "PostgresServerError", "find_bindir"]
 
@@ -113,7 +114,7 @@ def _free_port() -> int:
         return port
 
 
-class PostgresServer:
+class PostgresServer(StartStop):
     """A private PostgreSQL cluster on 127.0.0.1 (and a unix socket in its folder).
 
     ``url`` points at ``database`` (created on start unless it is ``postgres``);
@@ -196,17 +197,6 @@ class PostgresServer:
     @property
     def running(self) -> bool:
         return self.port is not None
-
-    def __enter__(self) -> PostgresServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- databases ----------------------------------------------------------------
     @property

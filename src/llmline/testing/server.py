@@ -9,8 +9,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from types import TracebackType
 from typing import Any
+
+from llmline.testing._running import StartStop
 
 __all__ = ["ServerThread", "free_port"]
 
@@ -21,7 +22,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-class ServerThread:
+class ServerThread(StartStop):
     """``with ServerThread(app) as server: httpx.get(server.url + "/healthz")``."""
 
     def __init__(
@@ -54,14 +55,3 @@ class ServerThread:
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=30)
-
-    def __enter__(self) -> ServerThread:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

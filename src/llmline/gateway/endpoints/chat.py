@@ -19,12 +19,19 @@ from llmline.gateway.protocol.chat import (
     DeltaMessage,
     _Reply,
 )
-from llmline.gateway.protocol.common import ErrorResponse, Usage
+from llmline.gateway.protocol.common import ErrorResponse, SamplingFields, Usage
 from llmline.gateway.protocol.extensions import CitationMetadata
 from llmline.gateway.providers import GenerationRequest
 from llmline.gateway.serving import Answer, Caller, Prepared, Service, new_request_id
 
-__all__ = ["ERROR_RESPONSES", "cache_payload", "extensions", "prepare_chat", "router"]
+__all__ = [
+    "ERROR_RESPONSES",
+    "cache_payload",
+    "extensions",
+    "prepare_chat",
+    "router",
+    "sampling",
+]
 
 router = APIRouter(tags=["chat"])
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -47,13 +54,8 @@ def prepare_chat(service: Service, body: ChatCompletionRequest, caller: Caller) 
     )
     request = GenerationRequest(
         messages=messages,
-        max_tokens=service.max_tokens(body.requested_max_tokens()),
-        temperature=body.temperature,
-        top_p=body.top_p,
-        stop=body.stop_list(),
-        seed=body.seed,
-        user=body.user,
         request_id=new_request_id("chatcmpl"),
+        **sampling(service, body, body.requested_max_tokens()),
     )
     return Prepared(
         live=live,
@@ -64,6 +66,18 @@ def prepare_chat(service: Service, body: ChatCompletionRequest, caller: Caller) 
         cache_payload=cache_payload(request),
         use_cache=body.llmline.cache if body.llmline else True,
     )
+
+
+def sampling(service: Service, body: SamplingFields, max_tokens: int | None) -> dict[str, Any]:
+    """The sampling fields of a :class:`GenerationRequest`, caps applied."""
+    return {
+        "max_tokens": service.max_tokens(max_tokens),
+        "temperature": body.temperature,
+        "top_p": body.top_p,
+        "stop": body.stop_list(),
+        "seed": body.seed,
+        "user": body.user,
+    }
 
 
 def cache_payload(request: GenerationRequest) -> dict[str, Any] | None:

@@ -9,7 +9,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from llmline.gateway.endpoints._sse import sse_response
-from llmline.gateway.endpoints.chat import ERROR_RESPONSES, cache_payload, extensions
+from llmline.gateway.endpoints.chat import (
+    ERROR_RESPONSES,
+    cache_payload,
+    extensions,
+    sampling,
+)
 from llmline.gateway.prompting import apply_text_template
 from llmline.gateway.protocol.common import Usage
 from llmline.gateway.protocol.completions import Completion, CompletionChoice, CompletionRequest
@@ -25,14 +30,7 @@ def prepare_completion(service: Service, body: CompletionRequest, caller: Caller
     live = service.engine.resolve(body.model)
     prompt, prompt_version = apply_text_template(live.prompt, body.text(), body.llmline)
     request = GenerationRequest(
-        prompt=prompt,
-        max_tokens=service.max_tokens(body.max_tokens),
-        temperature=body.temperature,
-        top_p=body.top_p,
-        stop=body.stop_list(),
-        seed=body.seed,
-        user=body.user,
-        request_id=new_request_id("cmpl"),
+        prompt=prompt, request_id=new_request_id("cmpl"), **sampling(service, body, body.max_tokens)
     )
     return Prepared(
         live=live,
