@@ -394,3 +394,28 @@ def test_text_without_words_is_clean(checker: SafetyChecker) -> None:
         "scores": {"toxic": 0.0},
         "severity": {"toxic": "negligible"},
     }
+
+
+def test_fast_classifier_matches_alt_profanity_check() -> None:
+    """The vectorised ensemble gives alt-profanity-check's own probabilities."""
+    from profanity_check import predict_prob
+
+    from llmline.gateway.safety import _CLASSIFIER
+
+    texts = [
+        "How do I sort a list of tuples by the second item?",
+        "You are a stupid idiot and I hate you.",
+        "damn this code",
+        "I will kill you.",
+        "",
+        "Use functools.lru_cache to memoise a pure function.",
+        "what the hell is wrong with you, moron",
+        "the and of to",  # stop words only: no features
+        "Idiot idiot IDIOT!!! über naïve café — 日本語 text",
+        "x = [1, 2, 3]; print(sorted(x, key=lambda v: -v))",
+        "shut up " * 50,
+    ]
+    ours = _CLASSIFIER(texts)
+    theirs = [float(p) for p in predict_prob(texts)]
+    assert ours == pytest.approx(theirs, abs=1e-9)
+    assert max(ours) > 0.5 > min(ours)  # the set spans both classes
