@@ -60,6 +60,9 @@ test: setup system-deps lint
 
 bench: setup
 	$(PY) bench/data_build.py
+	@bash scripts/install-system-deps.sh bench
+	$(PY) bench/gateway_overhead.py
+	$(PY) bench/gateway_soak.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_WS) .mypy_cache .ruff_cache .pytest_cache

@@ -72,7 +72,9 @@ def test_upstream_hang_times_out_then_falls_back_or_504(start_gateway, gateway_w
     assert good.requests == 1
 
 
-def test_upstream_garbage_is_502_and_gateway_keeps_serving(start_gateway, gateway_ws, stubs) -> None:
+def test_upstream_garbage_is_502_and_gateway_keeps_serving(
+    start_gateway, gateway_ws, stubs
+) -> None:
     _, bad_url = stubs("bad", mode="garbage")
     _, ok_url = stubs("ok")
     ws = configure(gateway_ws, upstreams={"bad": upstream(bad_url), "ok": upstream(ok_url)})
@@ -81,7 +83,11 @@ def test_upstream_garbage_is_502_and_gateway_keeps_serving(start_gateway, gatewa
         for stream in (False, True):
             r = http.post(
                 "/v1/chat/completions",
-                json={"model": "bad", "stream": stream, "messages": [{"role": "user", "content": "x"}]},
+                json={
+                    "model": "bad",
+                    "stream": stream,
+                    "messages": [{"role": "user", "content": "x"}],
+                },
             )
             assert r.status_code == 502, r.text
             assert r.json()["error"]["type"] == "upstream_error"
@@ -90,12 +96,17 @@ def test_upstream_garbage_is_502_and_gateway_keeps_serving(start_gateway, gatewa
 
 def test_upstream_streaming_through_the_gateway(start_gateway, gateway_ws, stubs) -> None:
     _, url = stubs("s")
-    ws = configure(gateway_ws, upstreams={"s": upstream(url, input_usd_per_1k=1.0, output_usd_per_1k=2.0)})
+    ws = configure(
+        gateway_ws, upstreams={"s": upstream(url, input_usd_per_1k=1.0, output_usd_per_1k=2.0)}
+    )
     gw = start_gateway(spec("s", "upstream:s"), workspace=ws)
     chunks = list(
         gw.openai().chat.completions.create(
-            model="s", messages=[{"role": "user", "content": "a b c"}], max_tokens=10,
-            stream=True, stream_options={"include_usage": True},
+            model="s",
+            messages=[{"role": "user", "content": "a b c"}],
+            max_tokens=10,
+            stream=True,
+            stream_options={"include_usage": True},
         )
     )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -136,7 +147,9 @@ def test_blocked_output_is_empty_with_content_filter(start_gateway) -> None:
     assert high and all(attrs["scores"][c] >= 0.5 for c in high)
     chunks = list(
         gw.openai().chat.completions.create(
-            model="angry", messages=[{"role": "user", "content": "tell me"}], max_tokens=20,
+            model="angry",
+            messages=[{"role": "user", "content": "tell me"}],
+            max_tokens=20,
             stream=True,
         )
     )
