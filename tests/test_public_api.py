@@ -38,7 +38,7 @@ PUBLIC = {
     ],
     "llmline.warehouse": ["TableInfo", "Warehouse", "connect", "transpile"],
     "llmline.gateway": [
-        "BackendError", "BackendHealth", "BackendTimeout", "BackendUnavailable", "DeploymentInfo",
+        "BackendError", "BackendHealth", "BackendRateLimited", "BackendTimeout", "BackendUnavailable", "DeploymentInfo",
         "DeploymentSpec", "DeploymentState", "DeploymentStore", "EmbeddedSettings", "GatewayError",
         "GatewaySettings", "GenerationChunk", "GenerationOutput", "GenerationRequest", "Provider",
         "ProviderContext", "UpstreamSettings", "build_app", "create_deployment",

@@ -30,21 +30,9 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     token, which would let a batching bug go unseen; larger weights make
     the next token a real function of the whole (unpadded) prompt.
     """
-    import torch
-    from transformers import AutoModelForCausalLM
-
     from llmline.testing.models import tiny_causal_lm
 
-    path = tiny_causal_lm(tmp_path_factory.mktemp("tiny-lm"))
-    model = AutoModelForCausalLM.from_pretrained(path)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.dim() > 1:
-                scale = 2.0 / param.shape[-1] ** 0.5
-                param.copy_(torch.randn(param.shape, generator=generator) * scale)
-    model.save_pretrained(path)
-    return path
+    return tiny_causal_lm(tmp_path_factory.mktemp("tiny-lm"), input_dependent=True)
 
 
 @pytest.fixture(scope="session")

@@ -197,3 +197,18 @@ def test_citations_point_at_the_training_answer(start_gateway, tmp_path: Path) -
     assert cited == sentence  # the span indexes exactly the reproduced text
     assert first["uri"].startswith(f"llmline://datasets/{ref}/train#")
     assert "license" in first
+
+
+def test_upstream_rate_limit_is_429_with_retry_after(start_gateway, gateway_ws, stubs) -> None:
+    limited, url = stubs("limited", mode="error429", retry_after="7")
+    ws = configure(gateway_ws, upstreams={"limited": upstream(url)})
+    gw = start_gateway(spec("l", "upstream:limited"), workspace=ws)
+    with gw.http() as http:
+        r = http.post(
+            "/v1/chat/completions",
+            json={"model": "l", "messages": [{"role": "user", "content": "hi"}]},
+        )
+    assert r.status_code == 429, r.text
+    assert r.headers["retry-after"] == "7"
+    assert r.json()["error"]["type"] == "rate_limit_error"
+    assert limited.requests == 1  # max_retries=0 here

@@ -23,6 +23,7 @@ from llmline.gateway.deployments.api import (
 )
 from llmline.gateway.errors import (
     BackendError,
+    BackendRateLimited,
     BackendTimeout,
     BackendUnavailable,
     GatewayError,
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BackendError",
     "BackendHealth",
+    "BackendRateLimited",
     "BackendTimeout",
     "BackendUnavailable",
     "DeploymentInfo",

@@ -15,6 +15,7 @@ from llmline.errors import LLMLineError
 __all__ = [
     "AuthenticationError",
     "BackendError",
+    "BackendRateLimited",
     "BackendTimeout",
     "BackendUnavailable",
     "GatewayError",
@@ -105,6 +106,20 @@ class BackendError(GatewayError, ConnectionError):
     status = 502
     type = "upstream_error"
     default_code = "bad_gateway"
+
+
+class BackendRateLimited(BackendError):
+    """Every backend that could answer is rate-limiting us: 429, and when
+    to come back (the upstream's own ``Retry-After`` when it sent one)."""
+
+    status = 429
+    type = "rate_limit_error"
+    default_code = "upstream_rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        seconds = 1 if retry_after_s is None else max(1, int(-(-retry_after_s // 1)))
+        super().__init__(message, headers={"Retry-After": str(seconds)})
+        self.retry_after_s = retry_after_s
 
 
 class BackendTimeout(BackendError, TimeoutError):

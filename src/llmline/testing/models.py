@@ -15,8 +15,16 @@ from llmline.models.builtin import SMOLLM2_GGUF, smollm2_gguf_path
 __all__ = ["SMOLLM2_GGUF", "smollm2_gguf_path", "tiny_causal_lm"]
 
 
-def tiny_causal_lm(target: Path, *, seed: int = 0, hidden: int = 64, layers: int = 2) -> Path:
-    """Write a tiny Llama (safetensors + SmolLM2 tokenizer) into ``target``."""
+def tiny_causal_lm(
+    target: Path, *, seed: int = 0, hidden: int = 64, layers: int = 2, input_dependent: bool = False
+) -> Path:
+    """Write a tiny Llama (safetensors + SmolLM2 tokenizer) into ``target``.
+
+    The stock random init (std 0.02) makes every prompt yield the same
+    token; ``input_dependent`` scales the weights up so that the next token
+    is a real function of the whole prompt (what batching tests need, or a
+    padding bug would go unseen).
+    """
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -37,6 +45,13 @@ def tiny_causal_lm(target: Path, *, seed: int = 0, hidden: int = 64, layers: int
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
+    if input_dependent:
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for param in model.parameters():
+                if param.dim() > 1:
+                    scale = 2.0 / param.shape[-1] ** 0.5
+                    param.copy_(torch.randn(param.shape, generator=generator) * scale)
     target.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(target, safe_serialization=True)
     tokenizer.save_pretrained(target)

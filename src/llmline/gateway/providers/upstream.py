@@ -30,7 +30,12 @@ from pydantic import ValidationError
 
 from llmline.errors import ConfigError
 from llmline.gateway.config import UpstreamSettings
-from llmline.gateway.errors import BackendError, BackendTimeout, BackendUnavailable
+from llmline.gateway.errors import (
+    BackendError,
+    BackendRateLimited,
+    BackendTimeout,
+    BackendUnavailable,
+)
 from llmline.gateway.providers.base import (
     BackendHealth,
     FinishReason,
@@ -354,7 +359,7 @@ class UpstreamProvider:
         message = f"upstream {self.name} returned HTTP {status}" + (f": {detail}" if detail else "")
         if status == 429:
             retry_after = _retry_after_s(response.headers.get("retry-after"))
-            error = BackendError(message, code="upstream_rate_limited")
+            error = BackendRateLimited(message, retry_after_s=retry_after)
             raise _Failure(error, retryable=True, retry_after_s=retry_after)
         if status >= 500:
             raise _Failure(BackendError(message), retryable=True)
