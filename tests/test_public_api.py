@@ -38,11 +38,12 @@ PUBLIC = {
     ],
     "llmline.warehouse": ["TableInfo", "Warehouse", "connect", "transpile"],
     "llmline.gateway": [
-        "BackendError", "BackendHealth", "BackendRateLimited", "BackendTimeout", "BackendUnavailable", "DeploymentInfo",
-        "DeploymentSpec", "DeploymentState", "DeploymentStore", "EmbeddedSettings", "GatewayError",
-        "GatewaySettings", "GenerationChunk", "GenerationOutput", "GenerationRequest", "Provider",
-        "ProviderContext", "UpstreamSettings", "build_app", "create_deployment",
-        "promote_deployment", "rollback_deployment",
+        "BackendError", "BackendHealth", "BackendRateLimited", "BackendTimeout",
+        "BackendUnavailable", "DeploymentInfo", "DeploymentSpec", "DeploymentState",
+        "DeploymentStore", "EmbeddedSettings", "GatewayError", "GatewaySettings",
+        "GenerationChunk", "GenerationOutput", "GenerationRequest", "Provider", "ProviderContext",
+        "UpstreamSettings", "build_app", "create_deployment", "promote_deployment",
+        "rollback_deployment",
     ],
     "llmline.testing": [
         "PostgresNotFoundError", "PostgresServer", "PostgresServerError", "RedisNotFoundError",
