@@ -28,7 +28,10 @@ class UpstreamSettings(BaseModel):
     breaker_reset_s: float = Field(
         default=30.0, gt=0, description="Open time before a trial request"
     )
-    max_connections: int = Field(default=100, ge=1)
+    max_connections: int = Field(default=100, ge=1, description="Across all pools")
+    pool_shards: int = Field(
+        default=4, ge=1, description="Connection pools used in turn (less CPU per request)"
+    )
     input_usd_per_1k: float = Field(default=0.0, ge=0, description="Price per 1k prompt tokens")
     output_usd_per_1k: float = Field(default=0.0, ge=0, description="Price per 1k output tokens")
 
