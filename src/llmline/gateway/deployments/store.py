@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from llmline._pydantic import problems
 from llmline.errors import NotFoundError, UserError
 from llmline.gateway.deployments.spec import DeploymentSpec, DeploymentState
 from llmline.storage.deployment_tables import Deployment, DeploymentEvent
@@ -41,7 +40,13 @@ def parse_spec(data: Mapping[str, Any], *, where: str = "deployment") -> Deploym
     try:
         return DeploymentSpec.model_validate(dict(data))
     except ValidationError as exc:
-        raise UserError(f"{where}: {problems(exc, 'spec')}") from None
+        messages = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"])
+            # A model validator's own words say what is wrong; pydantic's prefix adds nothing.
+            text = str(err["msg"]).removeprefix("Value error, ")
+            messages.append(f"{field}: {text}" if field else text)
+        raise UserError(f"{where}: {'; '.join(messages)}") from None
 
 
 @dataclass(frozen=True)
