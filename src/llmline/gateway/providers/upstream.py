@@ -223,11 +223,8 @@ class UpstreamProvider:
                         started = True
                         yield chunk
             except _Failure as failure:
-                self._record(failure)
-                if started or not self._may_retry(failure, attempt):
-                    raise failure.error from failure.__cause__
-                last = failure
-                await self._sleep(self._backoff_s(attempt, failure.retry_after_s))
+                # Text already handed on cannot be taken back: no retry then.
+                last = await self._retry_or_raise(failure, attempt, started=started)
                 continue
             except BaseException:
                 self.breaker.release()
@@ -242,11 +239,7 @@ class UpstreamProvider:
             try:
                 result = await attempt_once()
             except _Failure as failure:
-                self._record(failure)
-                if not self._may_retry(failure, attempt):
-                    raise failure.error from failure.__cause__
-                last = failure
-                await self._sleep(self._backoff_s(attempt, failure.retry_after_s))
+                last = await self._retry_or_raise(failure, attempt)
                 continue
             except BaseException:
                 self.breaker.release()
@@ -254,6 +247,17 @@ class UpstreamProvider:
             self.breaker.record_success()
             return result
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _retry_or_raise(
+        self, failure: _Failure, attempt: int, *, started: bool = False
+    ) -> _Failure:
+        """Record a failed attempt; raise its error unless another attempt
+        may follow, else wait the backoff and return it as the last failure."""
+        self._record(failure)
+        if started or not self._may_retry(failure, attempt):
+            raise failure.error from failure.__cause__
+        await self._sleep(self._backoff_s(attempt, failure.retry_after_s))
+        return failure
 
     def _admit(self, last: _Failure | None) -> None:
         """Refuse the attempt when the circuit is open (or not started)."""
