@@ -46,6 +46,7 @@ __all__ = [
     "Server",
     "WrkResult",
     "chat_body",
+    "emit",
     "free_port",
     "gateway_requests_total",
     "machine_info",
@@ -55,6 +56,7 @@ __all__ = [
     "process_rss",
     "require_tools",
     "run_fixed_rate",
+    "run_in_workdir",
     "run_wrk",
     "start_gateway",
     "start_server",
@@ -542,6 +544,27 @@ def machine_info() -> dict[str, Any]:
         "loadavg_at_start": list(os.getloadavg()),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+# -- running a benchmark script ------------------------------------------------------
+
+
+def run_in_workdir(run: Any, workdir: Path | None, prefix: str) -> dict[str, Any]:
+    """``run(folder)`` in ``workdir`` (kept) or a temporary folder (removed)."""
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        return dict(run(workdir.resolve()))
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        return dict(run(Path(tmp)))
+
+
+def emit(report: Mapping[str, Any], output: Path | None) -> None:
+    """Print the report as JSON and write it to ``output`` when given."""
+    text = json.dumps(report, indent=2)
+    print(text)
+    if output and str(output):
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text + "\n")
 
 
 # -- the no-safety variant's server ------------------------------------------------------

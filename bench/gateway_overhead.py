@@ -48,7 +48,6 @@ import os
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -58,12 +57,14 @@ from _loadgen import (
     ROOT,
     Server,
     chat_body,
+    emit,
     free_port,
     machine_info,
     prepare_workspace,
     process_cpu_s,
     require_tools,
     run_fixed_rate,
+    run_in_workdir,
     run_wrk,
     start_gateway,
     start_server,
@@ -372,17 +373,8 @@ def _run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     require_tools("wrk", "h2load")
-    if args.workdir is not None:
-        args.workdir.mkdir(parents=True, exist_ok=True)
-        report = _run(args, args.workdir.resolve())
-    else:
-        with tempfile.TemporaryDirectory(prefix="llmline-bench-gw-") as tmp:
-            report = _run(args, Path(tmp))
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output and str(args.output):
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text + "\n")
+    report = run_in_workdir(lambda folder: _run(args, folder), args.workdir, "llmline-bench-gw-")
+    emit(report, args.output)
     return 1 if "litellm_error" in report else 0
 
 

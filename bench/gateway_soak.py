@@ -37,7 +37,6 @@ import json
 import os
 import shlex
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -50,11 +49,13 @@ from _loadgen import (
     Server,
     WrkResult,
     chat_body,
+    emit,
     gateway_requests_total,
     machine_info,
     prepare_workspace,
     process_rss,
     require_tools,
+    run_in_workdir,
     run_wrk,
     start_gateway,
     start_stub,
@@ -245,17 +246,8 @@ def _run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     require_tools("wrk")
-    if args.workdir is not None:
-        args.workdir.mkdir(parents=True, exist_ok=True)
-        report = _run(args, args.workdir.resolve())
-    else:
-        with tempfile.TemporaryDirectory(prefix="llmline-bench-soak-") as tmp:
-            report = _run(args, Path(tmp))
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output and str(args.output):
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text + "\n")
+    report = run_in_workdir(lambda folder: _run(args, folder), args.workdir, "llmline-bench-soak-")
+    emit(report, args.output)
     return 0
 
 
