@@ -45,6 +45,7 @@ PUBLIC = {
         "UpstreamSettings", "build_app", "create_deployment", "promote_deployment",
         "rollback_deployment",
     ],
+    "llmline.guard": ["ROLES", "ApiKeyInfo", "KeyStore", "Role", "parse_duration"],
     "llmline.testing": [
         "PostgresNotFoundError", "PostgresServer", "PostgresServerError", "RedisNotFoundError",
         "RedisServer", "ServerThread", "free_port",

@@ -70,3 +70,10 @@ def test_busy_port_is_a_one_line_error(ws) -> None:
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
     assert f"127.0.0.1:{port}" in done.stderr.strip().splitlines()[-1]
+
+
+def test_no_auth_off_loopback_is_refused(ws) -> None:
+    done = run_console_script("serve", "--host", "0.0.0.0", "--no-auth", cwd=ws.root)
+    assert done.returncode == 1
+    assert "--no-auth is only allowed on a loopback address" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -18,6 +18,7 @@ from llmline.cli import (
     data,
     deploy,
     evaluate,
+    keys,
     lineage,
     models,
     pipeline,
@@ -45,6 +46,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(evaluate.app, name="eval")
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(deploy.app, name="deploy")
+app.add_typer(keys.app, name="keys")
 app.command("serve")(serve.serve)
 app.command("lineage")(lineage.lineage)
 app.command("quickstart")(quickstart.quickstart)

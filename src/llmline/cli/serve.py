@@ -19,20 +19,29 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.", min=0, max=65535)] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    auth: Annotated[
+        bool | None,
+        typer.Option(
+            "--auth/--no-auth",
+            help="Require API keys (default: on unless HOST is loopback; gateway.auth).",
+        ),
+    ] = None,
 ) -> None:
     """Serve deployments and champion models at http://HOST:PORT/v1 (OpenAI API)."""
     import uvicorn
 
     workspace = workspace_from(ctx)
+    enabled = _auth_enabled(host, auth, workspace.settings.gateway.auth)
     _check_free(host, port)
     if workers > 1:
         # Each worker builds its own app from the workspace named here.
         os.environ["LLMLINE_WORKSPACE"] = str(workspace.root)
+        os.environ["LLMLINE_GATEWAY__AUTH"] = "on" if enabled else "off"
         target: object = "llmline.gateway.app:app_from_env"
     else:
         from llmline.gateway import build_app
 
-        target = build_app(workspace)
+        target = build_app(workspace, auth=enabled)
     err_console.print(
         f"llmline gateway for {workspace.root} on http://{host}:{port}/v1 "
         f"({workers} worker{'s' if workers > 1 else ''}); docs at http://{host}:{port}/docs",
@@ -54,6 +63,26 @@ def serve(
         if exc.code == 3:
             raise UserError(f"the gateway could not start on {host}:{port} (see above)") from None
         raise
+
+
+def _auth_enabled(host: str, flag: bool | None, setting: str) -> bool:
+    """API keys are required off loopback; turning them off is for loopback only."""
+    from llmline.gateway.auth import is_loopback
+
+    wanted = flag if flag is not None else {"on": True, "off": False}.get(setting)
+    if wanted is None:
+        return not is_loopback(host)
+    if not wanted and not is_loopback(host):
+        raise UserError(
+            f"--no-auth is only allowed on a loopback address, not {host}: "
+            "create keys with llmline keys create"
+        )
+    if not wanted:
+        err_console.print(
+            "warning: auth is off: anyone who can reach this port can call every model",
+            markup=False,
+        )
+    return wanted
 
 
 def _check_free(host: str, port: int) -> None:

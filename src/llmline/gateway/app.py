@@ -45,6 +45,7 @@ def build_app(
     embedder: Any = None,
     sync_config: bool = True,
     preload: Sequence[str] | None = None,
+    auth: bool = False,
 ) -> FastAPI:
     """The gateway for ``workspace`` (a Workspace, its folder, or Settings).
 
@@ -53,7 +54,10 @@ def build_app(
     (tests inject fast ones).  ``sync_config`` saves the ``deployments:``
     of ``llmline.yaml`` at startup.  ``preload`` names registry models to
     load at startup (default: every champion, when no deployment exists).
+    ``auth`` requires an API key (``llmline keys create``) on every call
+    but the health probes.
     """
+    from llmline.gateway.auth import Authenticator
     from llmline.gateway.caching import SemanticCache
     from llmline.gateway.embedder import MiniLMEmbedder
     from llmline.gateway.engine import Engine
@@ -102,6 +106,7 @@ def build_app(
         lifespan=lifespan,
     )
     app.state.service = service
+    app.state.auth = Authenticator(ws, enabled=auth)
     app.state.embedder = embedder
     app.state.started = False
     _install_error_handlers(app)
@@ -115,7 +120,9 @@ def app_from_env() -> FastAPI:
     workspace comes from ``$LLMLINE_WORKSPACE``."""
     from llmline.workspace import find_workspace
 
-    return build_app(find_workspace(os.environ.get("LLMLINE_WORKSPACE")))
+    workspace = find_workspace(os.environ.get("LLMLINE_WORKSPACE"))
+    # `llmline serve` settles auto/on/off for its host and passes it on as "on"/"off".
+    return build_app(workspace, auth=workspace.settings.gateway.auth == "on")
 
 
 def _workspace(value: Workspace | Settings | Path | str | None) -> Workspace | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["EmbeddedSettings", "GatewaySettings", "UpstreamSettings"]
@@ -54,6 +56,10 @@ class EmbeddedSettings(BaseModel):
 class GatewaySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    auth: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="API keys required: auto = on unless serving on a loopback address",
+    )
     max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Larger bodies get 413")
     max_tokens_cap: int = Field(default=1024, ge=1, description="Largest max_tokens accepted")
     default_max_tokens: int = Field(default=256, ge=1)

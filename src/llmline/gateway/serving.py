@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from llmline.gateway.config import GatewaySettings
     from llmline.gateway.metrics import GatewayMetrics
     from llmline.gateway.safety import SafetyChecker, ScanContext
+    from llmline.guard.keys import ApiKeyInfo
     from llmline.settings import Settings
 
 __all__ = ["Answer", "Caller", "Prepared", "Service", "aclose", "new_request_id"]
@@ -41,6 +42,7 @@ class Caller:
 
     key_scope: str | None = None
     user: str | None = None
+    key: ApiKeyInfo | None = None  # the verified API key, when auth is on
 
     @classmethod
     def from_authorization(cls, header: str | None, user: str | None = None) -> Caller:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from llmline.storage import (
     deployment_tables,
     eval_tables,
+    key_tables,
     model_tables,
     models,
     pipeline_tables,
@@ -19,4 +20,4 @@ from llmline.storage.models import Base
 __all__ = ["Base", "metadata"]
 
 metadata = Base.metadata
-_REGISTERED = (models, model_tables, eval_tables, pipeline_tables, deployment_tables)
+_REGISTERED = (models, model_tables, eval_tables, pipeline_tables, deployment_tables, key_tables)

@@ -108,8 +108,9 @@ def extensions(prepared: Prepared, answer: Answer) -> dict[str, Any]:
 @router.post("/v1/chat/completions", response_model=ChatCompletion, responses=ERROR_RESPONSES)
 async def create_chat_completion(body: ChatCompletionRequest, request: Request) -> Response:
     service: Service = request.app.state.service
-    caller = Caller.from_authorization(request.headers.get("authorization"), body.user)
+    caller = await request.app.state.auth.caller(request.headers.get("authorization"), body.user)
     prepared = prepare_chat(service, body, caller)
+    request.app.state.auth.require_call(caller, prepared.live.name)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return await _stream(service, prepared, body.model, include_usage)

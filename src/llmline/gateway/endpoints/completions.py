@@ -46,8 +46,9 @@ def prepare_completion(service: Service, body: CompletionRequest, caller: Caller
 @router.post("/v1/completions", response_model=Completion, responses=ERROR_RESPONSES)
 async def create_completion(body: CompletionRequest, request: Request) -> Response:
     service: Service = request.app.state.service
-    caller = Caller.from_authorization(request.headers.get("authorization"), body.user)
+    caller = await request.app.state.auth.caller(request.headers.get("authorization"), body.user)
     prepared = prepare_completion(service, body, caller)
+    request.app.state.auth.require_call(caller, prepared.live.name)
     prefix = body.text() if body.echo else ""
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)

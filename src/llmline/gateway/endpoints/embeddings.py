@@ -25,6 +25,8 @@ router = APIRouter(tags=["embeddings"])
 
 @router.post("/v1/embeddings", response_model=EmbeddingResponse, responses=ERROR_RESPONSES)
 async def create_embeddings(body: EmbeddingRequest, request: Request) -> EmbeddingResponse:
+    auth = request.app.state.auth
+    auth.require_caller(await auth.caller(request.headers.get("authorization"), body.user))
     if body.model not in _ALIASES:
         raise NotFoundError(
             f"the embedding model {body.model!r} does not exist; this gateway serves "

@@ -54,6 +54,7 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
+    await request.app.state.auth.caller(request.headers.get("authorization"), None)
     service = request.app.state.service
     engine = service.engine
     for target, health in engine.backends().items():

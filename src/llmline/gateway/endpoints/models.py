@@ -20,6 +20,7 @@ router = APIRouter(tags=["models"])
 
 @router.get("/v1/models", response_model=ModelList)
 async def list_models(request: Request) -> ModelList:
+    await request.app.state.auth.caller(request.headers.get("authorization"), None)
     engine: Engine = request.app.state.service.engine
     now = int(time.time())
     cards = [
