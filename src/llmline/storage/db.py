@@ -7,6 +7,7 @@ and a busy timeout, so several processes can write at once without
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,7 @@ __all__ = ["MetadataStore"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+_OPEN_ATTEMPTS = 5
 _MIGRATION_LOCK = 7_236_021_897  # any constant key, shared by every llmline process
 _READ_ONLY = "llmline_read_only"
 
@@ -66,6 +68,21 @@ class MetadataStore:
 
     def upgrade(self) -> None:
         """Apply pending migrations (a no-op, and cheap, when already at head)."""
+        for attempt in range(_OPEN_ATTEMPTS):
+            try:
+                self._upgrade()
+                return
+            except ConfigError as exc:
+                # Processes opening a fresh SQLite file at once can see
+                # SQLITE_BUSY from the journal-mode switch itself (no busy
+                # handler there); another try after a pause succeeds.
+                locked = "database is locked" in str(exc) and self.engine.dialect.name == "sqlite"
+                if not locked or attempt == _OPEN_ATTEMPTS - 1:
+                    raise
+                self.engine.dispose()
+                time.sleep(0.1 * 2**attempt)
+
+    def _upgrade(self) -> None:
         try:
             if self.current_revision() == self.head_revision():
                 return
