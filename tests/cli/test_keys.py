@@ -10,6 +10,7 @@ import pytest
 from llmline.gateway.errors import AuthenticationError
 from llmline.guard.keys import KeyStore
 from llmline.workspace import Workspace, find_workspace, init_workspace
+from tests.cli.conftest import CLI
 
 _INFO_FIELDS = {
     "key_id",
@@ -40,7 +41,7 @@ def _verify(ws: Path, token: str) -> str:
         workspace.close()
 
 
-def test_create_list_show_json(cli, ws) -> None:
+def test_create_list_show_json(cli: CLI, ws: Path) -> None:
     r = cli(
         "keys",
         "create",
@@ -81,7 +82,7 @@ def test_create_list_show_json(cli, ws) -> None:
     assert "faq, chat" in text.out and "60 rpm" in text.out and token not in text.out
 
 
-def test_text_create_prints_the_key_once_with_a_warning(cli, ws) -> None:
+def test_text_create_prints_the_key_once_with_a_warning(cli: CLI, ws: Path) -> None:
     r = cli("keys", "create", "--name", "ops", "--role", "admin")
     assert r.code == 0, r.err
     [token] = [line for line in r.out.splitlines() if line.startswith("llk_")]
@@ -90,7 +91,7 @@ def test_text_create_prints_the_key_once_with_a_warning(cli, ws) -> None:
     assert token not in cli("keys", "show", key_id).out
 
 
-def test_revoke_and_rotate(cli, ws) -> None:
+def test_revoke_and_rotate(cli: CLI, ws: Path) -> None:
     first = cli("keys", "create", "--name", "a", "--role", "user", "--json").json()
     rotated = cli("keys", "rotate", first["key_id"], "--json")
     assert rotated.code == 0, rotated.err
@@ -135,7 +136,9 @@ def test_revoke_and_rotate(cli, ws) -> None:
         (("rotate", "knope"), "no API key with id 'knope'"),
     ],
 )
-def test_bad_input_is_one_line_error(cli, ws, args, message) -> None:
+def test_bad_input_is_one_line_error(
+    cli: CLI, ws: Path, args: tuple[str, ...], message: str
+) -> None:
     r = cli("keys", *args)
     assert r.code == 1
     assert message in r.err
@@ -144,7 +147,7 @@ def test_bad_input_is_one_line_error(cli, ws, args, message) -> None:
     assert cli("keys", "list", "--json").json() == []  # nothing half-saved
 
 
-def test_revoking_twice_is_one_line_error(cli, ws) -> None:
+def test_revoking_twice_is_one_line_error(cli: CLI, ws: Path) -> None:
     key_id = cli("keys", "create", "--name", "a", "--role", "viewer", "--json").json()["key_id"]
     assert cli("keys", "revoke", key_id).code == 0
     r = cli("keys", "revoke", key_id)

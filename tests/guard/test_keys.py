@@ -71,7 +71,7 @@ def test_only_a_salted_hash_is_stored(keys: KeyStore, store: MetadataStore) -> N
     token_b, b = keys.create("b", "user")
     secret_a = token_a.split("_", 2)[2]
     with store.engine.connect() as conn:
-        rows: list[Any] = conn.execute(text("SELECT * FROM api_keys ORDER BY id")).all()
+        rows = list(conn.execute(text("SELECT * FROM api_keys ORDER BY id")).all())
     dump = repr([tuple(r) for r in rows])
     assert token_a not in dump and secret_a not in dump
     assert token_b.split("_", 2)[2] not in dump
