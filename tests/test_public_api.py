@@ -45,7 +45,12 @@ PUBLIC = {
         "UpstreamSettings", "build_app", "create_deployment", "promote_deployment",
         "rollback_deployment",
     ],
-    "llmline.guard": ["ROLES", "ApiKeyInfo", "KeyStore", "Role", "parse_duration"],
+    "llmline.guard": [
+        "ROLES", "ApiKeyInfo", "Decision", "GuardPolicy", "Guardrails", "KeyStore", "Limits",
+        "LimitsPolicy", "MemoryLedger", "MemoryRateLimiter", "Quota", "RedisLedger",
+        "RedisRateLimiter", "Role", "ScannerPolicy", "Take", "Verdict", "allowed",
+        "create_scanner", "parse_duration", "require", "scanner_names",
+    ],
     "llmline.testing": [
         "PostgresNotFoundError", "PostgresServer", "PostgresServerError", "RedisNotFoundError",
         "RedisServer", "ServerThread", "free_port",

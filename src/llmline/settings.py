@@ -13,6 +13,7 @@ from llmline.data.spec import DatasetSpec
 from llmline.errors import ConfigError
 from llmline.gateway.config import GatewaySettings, UpstreamSettings
 from llmline.gateway.deployments.spec import DeploymentSpec
+from llmline.guard.policy import GuardPolicy
 
 if TYPE_CHECKING:
     from llmline.models.gates import Gate
@@ -102,6 +103,9 @@ class Settings(BaseSettings):
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     upstreams: dict[str, UpstreamSettings] = Field(
         default_factory=dict, description="OpenAI-compatible servers, used as upstream:NAME"
+    )
+    guard: GuardPolicy = Field(
+        default_factory=GuardPolicy, description="Guardrails: scanners and their actions"
     )
     deployments: dict[str, DeploymentSpec] = Field(
         default_factory=dict, description="Declarative deployments, applied by llmline serve"

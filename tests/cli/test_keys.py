@@ -20,6 +20,8 @@ _INFO_FIELDS = {
     "rpm",
     "tpm",
     "budget_usd",
+    "budget_period",
+    "max_streams",
     "expires_at",
     "created_at",
     "revoked_at",

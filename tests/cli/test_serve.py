@@ -77,3 +77,13 @@ def test_no_auth_off_loopback_is_refused(ws) -> None:
     assert done.returncode == 1
     assert "--no-auth is only allowed on a loopback address" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_serve_tls_bad_input(ws, tmp_path: Path) -> None:
+    (tmp_path / "junk.pem").write_text("not a certificate")
+    junk = str(tmp_path / "junk.pem")
+    done = run_console_script("serve", "--tls-cert", junk, cwd=ws.root)
+    assert done.returncode == 1 and "give both --tls-cert and --tls-key" in done.stderr
+    done = run_console_script("serve", "--tls-cert", junk, "--tls-key", junk, cwd=ws.root)
+    assert done.returncode == 1 and "cannot use" in done.stderr
+    assert "Traceback" not in done.stderr

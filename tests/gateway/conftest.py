@@ -18,6 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from llmline.gateway.deployments.spec import DeploymentSpec
 from llmline.testing.server import ServerThread
+from llmline.testing.upstream import StubBehaviour, stub_upstream_app
 from llmline.workspace import Workspace, init_workspace
 
 
@@ -74,3 +75,18 @@ def start_gateway(gateway_ws: Workspace) -> Iterator[Callable[..., Running]]:
 
 def spec(name: str, *models: str, **options: Any) -> DeploymentSpec:
     return DeploymentSpec(name=name, models=list(models), **options)
+
+
+@pytest.fixture
+def stubs():
+    running: dict[str, tuple[StubBehaviour, ServerThread]] = {}
+
+    def start(name: str, **behaviour: object) -> tuple[StubBehaviour, str]:
+        state = StubBehaviour(**behaviour)
+        server = ServerThread(stub_upstream_app(state)).start()
+        running[name] = (state, server)
+        return state, server.url + "/v1"
+
+    yield start
+    for _, server in running.values():
+        server.stop()

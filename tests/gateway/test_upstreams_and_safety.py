@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llmline.testing.server import ServerThread
-from llmline.testing.upstream import StubBehaviour, stub_upstream_app
 from llmline.workspace import Workspace
 from tests.gateway.conftest import spec
 from tests.gateway.test_rollouts import ask
@@ -22,21 +20,6 @@ def configure(ws: Workspace, **sections: object) -> Workspace:
     config.update(sections)
     path.write_text(yaml.safe_dump(config))
     return Workspace(ws.root)
-
-
-@pytest.fixture
-def stubs():
-    running: dict[str, tuple[StubBehaviour, ServerThread]] = {}
-
-    def start(name: str, **behaviour: object) -> tuple[StubBehaviour, str]:
-        state = StubBehaviour(**behaviour)
-        server = ServerThread(stub_upstream_app(state)).start()
-        running[name] = (state, server)
-        return state, server.url + "/v1"
-
-    yield start
-    for _, server in running.values():
-        server.stop()
 
 
 def upstream(url: str, **options: object) -> dict[str, object]:

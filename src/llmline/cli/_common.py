@@ -6,14 +6,25 @@ import json
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
+from llmline.errors import UserError
 from llmline.workspace import Workspace, find_workspace
 
-__all__ = ["JSON_OPTION", "console", "err_console", "print_json", "workspace_from"]
+if TYPE_CHECKING:
+    from llmline.guard.rbac import Permission
+
+__all__ = [
+    "JSON_OPTION",
+    "authorize",
+    "console",
+    "err_console",
+    "print_json",
+    "workspace_from",
+]
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -45,3 +56,26 @@ def _default(value: Any) -> Any:
 def print_json(data: Any) -> None:
     """Stable JSON: two-space indent, keys in the order the API gives them."""
     sys.stdout.write(json.dumps(data, indent=2, default=_default, ensure_ascii=False) + "\n")
+
+
+def authorize(ctx: typer.Context, permission: Permission) -> None:
+    """The CLI's side of the role checks the gateway's ``/admin`` makes.
+
+    With ``$LLMLINE_API_KEY`` set, the command runs as that key and its
+    role must grant ``permission``; without it, the command runs as the
+    workspace's owner (whoever can write its files can do everything).
+    """
+    import os
+
+    from llmline.gateway.errors import GatewayError
+    from llmline.guard.keys import KeyStore
+    from llmline.guard.rbac import require
+
+    token = os.environ.get("LLMLINE_API_KEY")
+    if not token:
+        return
+    try:
+        key = KeyStore(workspace_from(ctx).metadata).verify(token)
+        require(key.role, permission, who=f"API key {key.key_id} ($LLMLINE_API_KEY)")
+    except GatewayError as exc:
+        raise UserError(str(exc)) from None

@@ -18,12 +18,14 @@ from llmline.cli import (
     data,
     deploy,
     evaluate,
+    guard,
     keys,
     lineage,
     models,
     pipeline,
     prompts,
     quickstart,
+    rag,
     serve,
     warehouse,
 )
@@ -47,6 +49,8 @@ app.add_typer(evaluate.app, name="eval")
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(deploy.app, name="deploy")
 app.add_typer(keys.app, name="keys")
+app.add_typer(rag.app, name="rag")
+app.add_typer(guard.app, name="guard")
 app.command("serve")(serve.serve)
 app.command("lineage")(lineage.lineage)
 app.command("quickstart")(quickstart.quickstart)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from llmline.cli._common import JSON_OPTION, console, print_json, workspace_from
+from llmline.cli._common import JSON_OPTION, authorize, console, print_json, workspace_from
 from llmline.errors import UserError
 
 if TYPE_CHECKING:
@@ -100,6 +100,7 @@ def create(
         },
         where=f"deployment {name}",
     )
+    authorize(ctx, "deployments.write")
     info, changed = create_deployment(workspace_from(ctx), spec, replace=replace)
     if as_json:
         print_json({**info.to_dict(), "status": "saved" if changed else "unchanged"})
@@ -117,6 +118,7 @@ def list_(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """Every deployment with its strategy, models and rollout phase."""
     from llmline.gateway.deployments import DeploymentStore
 
+    authorize(ctx, "deployments.read")
     infos = DeploymentStore(workspace_from(ctx).metadata).list()
     if as_json:
         print_json([i.to_dict() for i in infos])
@@ -144,6 +146,7 @@ def show(
     """A deployment's spec, state and history."""
     from llmline.gateway.deployments import DeploymentStore
 
+    authorize(ctx, "deployments.read")
     store = DeploymentStore(workspace_from(ctx).metadata)
     info = store.get(name)
     events = store.events(name)
@@ -182,6 +185,7 @@ def _manual(ctx: typer.Context, name: str, action: str, as_json: bool) -> None:
     from llmline.gateway.deployments.api import promote_deployment, rollback_deployment
 
     change = promote_deployment if action == "promote" else rollback_deployment
+    authorize(ctx, "deployments.write")
     info = change(workspace_from(ctx), name)
     if as_json:
         print_json(info.to_dict())
@@ -220,5 +224,6 @@ def delete(
     """Stop serving a deployment (running gateways drop it within a second)."""
     from llmline.gateway.deployments import DeploymentStore
 
+    authorize(ctx, "deployments.write")
     DeploymentStore(workspace_from(ctx).metadata).delete(name)
     console.print(f"deleted deployment {name}", markup=False)

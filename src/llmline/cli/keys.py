@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from llmline.cli._common import JSON_OPTION, console, print_json, workspace_from
+from llmline.cli._common import JSON_OPTION, authorize, console, print_json, workspace_from
 
 if TYPE_CHECKING:
     from llmline.guard.keys import ApiKeyInfo, KeyStore
+    from llmline.guard.rbac import Permission
 
 __all__ = ["app"]
 
@@ -26,7 +27,8 @@ app = typer.Typer(
 _KEY_ID = typer.Argument(help="The key's id (see: llmline keys list).")
 
 
-def _store(ctx: typer.Context) -> KeyStore:
+def _store(ctx: typer.Context, permission: Permission = "keys.read") -> KeyStore:
+    authorize(ctx, permission)
     from llmline.guard.keys import KeyStore
 
     return KeyStore(workspace_from(ctx).metadata)
@@ -45,7 +47,9 @@ def _limits(info: ApiKeyInfo) -> str:
     if info.tpm is not None:
         parts.append(f"{info.tpm} tpm")
     if info.budget_usd is not None:
-        parts.append(f"${info.budget_usd:g}")
+        parts.append(f"${info.budget_usd:g}/{info.budget_period}")
+    if info.max_streams is not None:
+        parts.append(f"{info.max_streams} streams")
     return ", ".join(parts) or "none"
 
 
@@ -70,6 +74,12 @@ def create(
     rpm: Annotated[int | None, typer.Option(help="Requests per minute allowed.")] = None,
     tpm: Annotated[int | None, typer.Option(help="Tokens per minute allowed.")] = None,
     budget_usd: Annotated[float | None, typer.Option(help="Spending limit in USD.")] = None,
+    budget_period: Annotated[
+        str, typer.Option(help="The budget's period: day or month (UTC).")
+    ] = "month",
+    max_streams: Annotated[
+        int | None, typer.Option(help="Most streaming responses open at once.")
+    ] = None,
     expires: Annotated[
         str | None, typer.Option(help="Lifetime, e.g. 30d, 12h, 90m (default: never).")
     ] = None,
@@ -79,13 +89,15 @@ def create(
     from llmline.guard.keys import parse_duration
 
     expires_in = parse_duration(expires) if expires is not None else None
-    token, info = _store(ctx).create(
+    token, info = _store(ctx, "keys.write").create(
         name,
         role,
         deployments=_split(deployments),
         rpm=rpm,
         tpm=tpm,
         budget_usd=budget_usd,
+        budget_period=budget_period,
+        max_streams=max_streams,
         expires_in=expires_in,
     )
     _print_token(token, info, as_json, "created")
@@ -146,7 +158,7 @@ def revoke(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Revoke a key for good (running gateways refuse it within seconds)."""
-    info = _store(ctx).revoke(key_id)
+    info = _store(ctx, "keys.write").revoke(key_id)
     if as_json:
         print_json(info.to_dict())
         return
@@ -160,5 +172,5 @@ def rotate(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """A new token for the same key and settings; the old token stops working."""
-    token, info = _store(ctx).rotate(key_id)
+    token, info = _store(ctx, "keys.write").rotate(key_id)
     _print_token(token, info, as_json, "rotated")

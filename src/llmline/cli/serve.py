@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -26,12 +27,19 @@ def serve(
             help="Require API keys (default: on unless HOST is loopback; gateway.auth).",
         ),
     ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="PEM certificate (chain): serve HTTPS.")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="PEM private key of --tls-cert.")
+    ] = None,
 ) -> None:
     """Serve deployments and champion models at http://HOST:PORT/v1 (OpenAI API)."""
     import uvicorn
 
     workspace = workspace_from(ctx)
     enabled = _auth_enabled(host, auth, workspace.settings.gateway.auth)
+    tls = _tls_options(tls_cert, tls_key)
     _check_free(host, port)
     if workers > 1:
         # Each worker builds its own app from the workspace named here.
@@ -42,9 +50,10 @@ def serve(
         from llmline.gateway import build_app
 
         target = build_app(workspace, auth=enabled)
+    scheme = "https" if tls else "http"
     err_console.print(
-        f"llmline gateway for {workspace.root} on http://{host}:{port}/v1 "
-        f"({workers} worker{'s' if workers > 1 else ''}); docs at http://{host}:{port}/docs",
+        f"llmline gateway for {workspace.root} on {scheme}://{host}:{port}/v1 "
+        f"({workers} worker{'s' if workers > 1 else ''}); docs at {scheme}://{host}:{port}/docs",
         markup=False,
     )
     try:
@@ -55,6 +64,8 @@ def serve(
             workers=workers,
             factory=workers > 1,
             log_level=log_level,
+            ssl_certfile=tls[0] if tls else None,
+            ssl_keyfile=tls[1] if tls else None,
         )
     except OSError as exc:
         raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
@@ -63,6 +74,24 @@ def serve(
         if exc.code == 3:
             raise UserError(f"the gateway could not start on {host}:{port} (see above)") from None
         raise
+
+
+def _tls_options(cert: Path | None, key: Path | None) -> tuple[str, str] | None:
+    """uvicorn's TLS options, after checking the files load as a pair."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise UserError("give both --tls-cert and --tls-key to serve HTTPS")
+    import ssl
+
+    for path in (cert, key):
+        if not path.is_file():
+            raise UserError(f"TLS file not found: {path}")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (ssl.SSLError, ValueError) as exc:
+        raise UserError(f"cannot use {cert} with {key} for TLS: {exc}") from None
+    return str(cert), str(key)
 
 
 def _auth_enabled(host: str, flag: bool | None, setting: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,13 +22,18 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmline.errors import UserError
-from llmline.gateway.errors import GatewayError, InvalidRequestError, PayloadTooLargeError
+from llmline.gateway.errors import (
+    GatewayError,
+    InvalidRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+)
 
 if TYPE_CHECKING:
     from llmline.gateway.caching import ExactCache
     from llmline.gateway.deployments.spec import DeploymentSpec
     from llmline.gateway.engine import Engine
-    from llmline.gateway.safety import SafetyChecker
+    from llmline.gateway.safety import Scanner
     from llmline.settings import Settings
     from llmline.workspace import Workspace
 
@@ -41,7 +46,7 @@ def build_app(
     workspace: Workspace | Settings | Path | str | None = None,
     *,
     deployments: Sequence[DeploymentSpec] = (),
-    safety: SafetyChecker | None = None,
+    scanners: Mapping[str, Scanner] | None = None,
     embedder: Any = None,
     sync_config: bool = True,
     preload: Sequence[str] | None = None,
@@ -50,32 +55,40 @@ def build_app(
     """The gateway for ``workspace`` (a Workspace, its folder, or Settings).
 
     ``deployments`` are served from memory in addition to those saved in
-    the metadata store; ``safety`` and ``embedder`` replace the defaults
-    (tests inject fast ones).  ``sync_config`` saves the ``deployments:``
-    of ``llmline.yaml`` at startup.  ``preload`` names registry models to
-    load at startup (default: every champion, when no deployment exists).
+    the metadata store; ``scanners`` (by name) replace the guard's own and
+    ``embedder`` the MiniLM one (tests inject fast ones).  ``sync_config``
+    saves the ``deployments:`` of ``llmline.yaml`` at startup.  ``preload``
+    names registry models to load at startup (default: every champion, when
+    no deployment exists).
     ``auth`` requires an API key (``llmline keys create``) on every call
     but the health probes.
     """
+    from llmline.gateway.accounting import build_quota, build_request_log, reconcile
     from llmline.gateway.auth import Authenticator
     from llmline.gateway.caching import SemanticCache
     from llmline.gateway.embedder import MiniLMEmbedder
     from llmline.gateway.engine import Engine
     from llmline.gateway.metrics import GatewayMetrics
     from llmline.gateway.serving import Service
+    from llmline.guard.guardrails import Guardrails
     from llmline.settings import Settings
 
     ws = _workspace(workspace)
     settings = ws.settings if ws is not None else Settings()
     embedder = embedder or MiniLMEmbedder()
     engine = Engine(ws)
+    guard = Guardrails(settings.guard, scanners=scanners, embedder=embedder.embed)
+    quota = build_quota(settings)
+    requestlog = build_request_log(ws) if ws is not None else None
     service = Service(
         engine,
         settings,
         metrics=GatewayMetrics(),
-        safety=safety or _default_safety(),
+        guard=guard,
         cache=_exact_cache(settings),
         semantic=SemanticCache(embedder),
+        quota=quota,
+        requestlog=requestlog,
     )
 
     @asynccontextmanager
@@ -86,8 +99,11 @@ def build_app(
             sync_declared_deployments(ws)
         for spec in deployments:
             await engine.add(spec)
+        if requestlog is not None and ws is not None:
+            await reconcile(quota, requestlog, ws)
+            requestlog.start()
         # The classifiers load now, not inside the first request's latency budget.
-        await asyncio.to_thread(service.safety.warm_up)
+        await asyncio.to_thread(guard.warm_up)
         await engine.start(reload_interval_s=settings.gateway.reload_interval_s)
         engine.preload(list(preload) if preload is not None else _default_preload(engine))
         app.state.started = True
@@ -98,6 +114,10 @@ def build_app(
             await service.drain()
             await engine.close()
             await service.cache.close()
+            if requestlog is not None:
+                await requestlog.close()
+            await quota.limiter.aclose()
+            await quota.ledger.aclose()
 
     app = FastAPI(
         title="llmline gateway",
@@ -140,12 +160,6 @@ def _default_preload(engine: Engine) -> list[str]:
     return [] if engine.deployments else engine.champions()
 
 
-def _default_safety() -> SafetyChecker:
-    from llmline.gateway.safety import SafetyChecker, ToxicityScanner
-
-    return SafetyChecker([ToxicityScanner()])
-
-
 def _exact_cache(settings: Settings) -> ExactCache:
     from llmline.gateway.caching import LRUCache, RedisCache
 
@@ -163,9 +177,9 @@ def _version() -> str:
 
 
 def _include_routers(app: FastAPI) -> None:
-    from llmline.gateway.endpoints import chat, completions, embeddings, health, models
+    from llmline.gateway.endpoints import admin, chat, completions, embeddings, health, models
 
-    for module in (chat, completions, embeddings, models, health):
+    for module in (chat, completions, embeddings, models, health, admin):
         app.include_router(module.router)
 
 
@@ -194,6 +208,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UserError)
     async def user_error(_: Request, exc: UserError) -> JSONResponse:
         # A registry or template problem a request ran into (e.g. a deleted version).
+        if isinstance(exc, LookupError):
+            return _error(NotFoundError(str(exc), code="not_found"))
         return _error(InvalidRequestError(str(exc)))
 
 

@@ -15,7 +15,7 @@ import hashlib
 import time
 from typing import TYPE_CHECKING
 
-from llmline.gateway.errors import AuthenticationError, PermissionDeniedError
+from llmline.gateway.errors import AuthenticationError, NotFoundError
 from llmline.gateway.serving import Caller
 
 if TYPE_CHECKING:
@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from llmline.workspace import Workspace
 
 __all__ = ["Authenticator", "is_loopback"]
-
-_CALLERS = ("admin", "deployer", "user")
 
 
 def is_loopback(host: str) -> bool:
@@ -70,20 +68,21 @@ class Authenticator:
 
     def require_caller(self, caller: Caller) -> None:
         """403 for keys that may only read (viewer)."""
+        from llmline.guard.rbac import require
+
         key = caller.key
-        if self.enabled and key is not None and key.role not in _CALLERS:
-            raise PermissionDeniedError(
-                f"API key {key.key_id} has role {key.role}: it may read metrics and models, "
-                "not call models"
-            )
+        if self.enabled and key is not None:
+            require(key.role, "call", who=f"API key {key.key_id}")
 
     def require_call(self, caller: Caller, deployment: str) -> None:
-        """403 unless the caller may send requests to ``deployment``."""
+        """403 for a role that may not call models; 404 for a deployment
+        outside the key's scope, worded so that it does not tell whether
+        the deployment exists."""
         self.require_caller(caller)
         key = caller.key
         if self.enabled and key is not None and not key.can_call(deployment):
-            raise PermissionDeniedError(
-                f"API key {key.key_id} may not call {deployment!r} "
-                f"(it may call: {', '.join(key.deployments or [])})",
+            raise NotFoundError(
+                f"the model {deployment!r} does not exist or API key {key.key_id} may not "
+                f"use it (it may call: {', '.join(key.deployments or [])})",
                 param="model",
             )

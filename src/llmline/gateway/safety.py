@@ -54,6 +54,7 @@ __all__ = [
     "Scanner",
     "Severity",
     "ToxicityScanner",
+    "create_toxicity_scanner",
     "severity_rank",
 ]
 
@@ -561,6 +562,10 @@ class SafetyAttributes(extensions.SafetyAttributes):
         }
         if self.skipped:
             out["skipped"] = list(self.skipped)
+        if self.redacted:
+            out["redacted"] = True
+        if self.decisions:
+            out["decisions"] = [dict(d) for d in self.decisions]
         return out
 
 
@@ -659,15 +664,32 @@ class SafetyChecker:
         return self.combine(results.values(), skipped)
 
     async def acheck(self, text: str, context: ScanContext | None = None) -> SafetyAttributes:
+        results, skipped = await self.aresults(text, context)
+        return self.combine((r for _, r in results), skipped)
+
+    async def aresults(
+        self, text: str, context: ScanContext | None = None
+    ) -> tuple[list[tuple[str, ScanResult]], list[str]]:
+        """Every scanner's result by name, and the skipped ones' reasons."""
         context = context or ScanContext()
+        results: list[tuple[str, ScanResult]] = []
+        skipped: list[str] = []
         # A thread hop costs about as much as a fast scan; scanners that
         # declare ``inline_chars`` run inline on texts shorter than that.
-        if all(len(text) <= getattr(s, "inline_chars", -1) for s in self.scanners):
-            return self.check(text, context)
-        outcomes = await asyncio.gather(*(self._run(s, text, context) for s in self.scanners))
-        results = [o for o in outcomes if isinstance(o, ScanResult)]
-        skipped = [o for o in outcomes if isinstance(o, str)]
-        return self.combine(results, skipped)
+        inline = [s for s in self.scanners if len(text) <= getattr(s, "inline_chars", -1)]
+        pooled = [s for s in self.scanners if s not in inline]
+        jobs = [asyncio.ensure_future(self._run(s, text, context)) for s in pooled]
+        for scanner in inline:
+            try:
+                results.append((scanner.name, scanner.scan(text, context)))
+            except Exception as exc:  # one broken plugin must not fail the response
+                skipped.append(_failed(scanner.name, exc))
+        for scanner, outcome in zip(pooled, await asyncio.gather(*jobs), strict=True):
+            if isinstance(outcome, ScanResult):
+                results.append((scanner.name, outcome))
+            else:
+                skipped.append(outcome)
+        return results, skipped
 
     async def _run(self, scanner: Scanner, text: str, context: ScanContext) -> ScanResult | str:
         budget = self.budget(scanner.name)
@@ -709,6 +731,13 @@ class SafetyChecker:
             severity=dict(sorted(severity.items())),
             skipped=list(skipped),
         )
+
+
+def create_toxicity_scanner(options: Mapping[str, Any], *, embedder: Any = None) -> ToxicityScanner:
+    """The ``toxicity`` entry point (no options)."""
+    if options:
+        raise ConfigError(f"guard scanner toxicity takes no options, got: {', '.join(options)}")
+    return ToxicityScanner()
 
 
 def _failed(name: str, exc: Exception) -> str:

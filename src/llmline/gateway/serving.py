@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from llmline.gateway.caching import ExactCache, SemanticCache, request_key
 from llmline.gateway.engine import Engine, LiveDeployment
-from llmline.gateway.errors import BackendError, InvalidRequestError
+from llmline.gateway.errors import BackendError, InvalidRequestError, RateLimitError
 from llmline.gateway.protocol.extensions import Citation, LlmlineInfo, SafetyAttributes
 from llmline.gateway.providers import GenerationChunk, GenerationOutput, GenerationRequest
 from llmline.gateway.shadow import compare_shadow
@@ -26,8 +26,11 @@ from llmline.gateway.shadow import compare_shadow
 if TYPE_CHECKING:
     from llmline.gateway.config import GatewaySettings
     from llmline.gateway.metrics import GatewayMetrics
-    from llmline.gateway.safety import SafetyChecker, ScanContext
+    from llmline.gateway.safety import ScanContext
+    from llmline.guard.guardrails import DirectionGuard, Guardrails
     from llmline.guard.keys import ApiKeyInfo
+    from llmline.guard.quota import Lease, Quota
+    from llmline.monitoring.requestlog import RequestLog
     from llmline.settings import Settings
 
 __all__ = ["Answer", "Caller", "Prepared", "Service", "aclose", "new_request_id"]
@@ -64,6 +67,13 @@ class Prepared:
     input_safety: SafetyAttributes = field(default_factory=SafetyAttributes)
     shadow_target: str | None = None  # set by routing (shadow strategy)
     vector: Any = None  # the question's embedding, once the semantic cache computed it
+    endpoint: str = "chat"
+    stream: bool = False
+    lease: Lease | None = None
+    # What a stream has sent so far: accounted even when the stream fails.
+    partial: GenerationOutput | None = None
+    partial_target: str | None = None
+    accounted: bool = False
 
     @property
     def request_id(self) -> str:
@@ -118,16 +128,23 @@ class Service:
         settings: Settings,
         *,
         metrics: GatewayMetrics,
-        safety: SafetyChecker,
+        guard: Guardrails,
         cache: ExactCache,
         semantic: SemanticCache | None,
+        quota: Quota | None = None,
+        requestlog: RequestLog | None = None,
     ) -> None:
+        from llmline.guard.limits import MemoryLedger, MemoryRateLimiter
+        from llmline.guard.quota import Quota
+
         self.engine = engine
         self.settings = settings
         self.metrics = metrics
-        self.safety = safety
+        self.guard = guard
         self.cache = cache
         self.semantic = semantic
+        self.quota = quota or Quota(MemoryRateLimiter(), MemoryLedger())
+        self.requestlog = requestlog
         self._background: set[asyncio.Task[None]] = set()
 
     @property
@@ -150,18 +167,103 @@ class Service:
         live = prepared.live
         self.metrics.in_flight.labels(live.name).inc()
         try:
-            prepared.input_safety = await self._check_input(prepared)
-            if prepared.input_safety.blocked:
-                return self._finish(prepared, _blocked_input(prepared))
-            cached = await self._lookup(prepared)
-            if cached is not None:
-                return self._finish(prepared, cached)
-            output, target, reason = await self._call(prepared)
-            answer = await self._post_process(prepared, output, target, reason)
-            await self._store(prepared, answer)
-            return self._finish(prepared, answer)
+            await self._admit(prepared)
+            answer = await self._answer(prepared)
+            await self._account(prepared, answer)
+            return answer
+        except BaseException as exc:
+            await self._account(prepared, None, exc)
+            raise
         finally:
             self.metrics.in_flight.labels(live.name).dec()
+
+    async def _answer(self, prepared: Prepared) -> Answer:
+        prepared.input_safety = await self._check_input(prepared)
+        if prepared.input_safety.blocked:
+            return self._finish(prepared, _blocked_input(prepared))
+        cached = await self._lookup(prepared)
+        if cached is not None:
+            return self._finish(prepared, cached)
+        output, target, reason = await self._call(prepared)
+        answer = await self._post_process(prepared, output, target, reason)
+        await self._store(prepared, answer)
+        return self._finish(prepared, answer)
+
+    # -- quotas and accounting -------------------------------------------------
+
+    async def _admit(self, prepared: Prepared) -> None:
+        from llmline.guard.quota import Limits, estimate_tokens
+
+        parties = [Limits.of_deployment(prepared.live.name, prepared.live.spec.limits)]
+        if prepared.caller.key is not None:
+            parties.insert(0, Limits.of_key(prepared.caller.key))
+        request = prepared.request
+        text = request.prompt or "".join(str(m["content"]) for m in request.messages or ())
+        tokens = estimate_tokens(text) + request.max_tokens
+        prepared.lease = await self.quota.admit(
+            parties, request_id=prepared.request_id, tokens=tokens, stream=prepared.stream
+        )
+
+    async def _account(
+        self, prepared: Prepared, answer: Answer | None, error: BaseException | None = None
+    ) -> None:
+        """Log the request (journal first) and settle its quotas: once."""
+        if prepared.accounted:
+            return
+        prepared.accounted = True
+        record = self._record(prepared, answer, error)
+        if self.requestlog is not None:
+            self.requestlog.record(record)
+        if prepared.lease is not None:
+            tokens = record.prompt_tokens + record.completion_tokens
+            try:
+                await prepared.lease.settle(tokens=tokens, cost_usd=record.cost_usd)
+            except Exception:  # the journal has it: replayed into the ledger at restart
+                log.exception("request %s: settling quotas failed", prepared.request_id)
+
+    def _record(
+        self, prepared: Prepared, answer: Answer | None, error: BaseException | None
+    ) -> Any:
+        from llmline.monitoring.requestlog import RequestRecord
+
+        caller, lease = prepared.caller, prepared.lease
+        record = RequestRecord(
+            request_id=prepared.request_id,
+            endpoint=prepared.endpoint,
+            status=200 if error is None else getattr(error, "status", 500),
+            key_id=caller.key.key_id if caller.key is not None else None,
+            user=caller.user,
+            deployment=prepared.live.name,
+            prompt_version=prepared.prompt_version,
+            stream=prepared.stream,
+            input_text=prepared.question,
+            charges=[scope for _, scope, _ in lease.budgets] if lease is not None else [],
+            error=None if error is None else (str(error) or type(error).__name__)[:500],
+            latency_ms=(time.perf_counter() - prepared.started) * 1000,
+        )
+        safety: dict[str, Any] = {"input": prepared.input_safety.model_dump(exclude_defaults=True)}
+        if answer is not None:
+            record.model_version, record.route_reason = answer.target, answer.route_reason
+            record.finish_reason, record.cache = answer.finish_reason, answer.cache
+            record.prompt_tokens = answer.prompt_tokens
+            record.completion_tokens = answer.completion_tokens
+            record.cost_usd, record.ttft_ms = answer.cost_usd, answer.ttft_ms
+            record.output_text = answer.text
+            safety["output"] = answer.safety.model_dump(exclude_defaults=True)
+        elif prepared.partial is not None:  # a stream cut short: what it sent counts
+            partial = prepared.partial
+            record.model_version = prepared.partial_target
+            record.completion_tokens = partial.completion_tokens
+            record.prompt_tokens = partial.prompt_tokens
+            record.output_text = partial.text
+            record.cost_usd = self._cost(
+                prepared.partial_target or "",
+                partial.prompt_tokens,
+                partial.completion_tokens,
+                record.latency_ms / 1000,
+            )
+        record.safety = safety
+        return record
 
     async def _call(self, prepared: Prepared) -> tuple[GenerationOutput, str, str]:
         error: tuple[str, BackendError] | None = None
@@ -273,14 +375,22 @@ class Service:
 
     # -- safety, citations, cost -------------------------------------------------
 
+    def _guards(self, prepared: Prepared) -> tuple[DirectionGuard, DirectionGuard]:
+        return self.guard.for_deployment(prepared.live.spec.guard)
+
     async def _check_input(self, prepared: Prepared) -> SafetyAttributes:
-        return await self.safety.acheck(prepared.question, _context(prepared, "input"))
+        guard = self._guards(prepared)[0]
+        verdict, attributes = await guard.check(prepared.question, _context(prepared, "input"))
+        if verdict.redacted:
+            _redact_request(prepared, verdict.text)
+        return attributes
 
     async def _post_process(
         self, prepared: Prepared, output: GenerationOutput, target: str, reason: str
     ) -> Answer:
-        safety = await self.safety.acheck(output.text, _context(prepared, "output"))
-        text, finish = output.text, output.finish_reason
+        guard = self._guards(prepared)[1]
+        verdict, safety = await guard.check(output.text, _context(prepared, "output"))
+        text, finish = verdict.text, output.finish_reason
         if safety.blocked:
             text, finish = "", "content_filter"
         answer = Answer(
@@ -294,7 +404,10 @@ class Service:
             safety=safety,
         )
         answer.citations = self._citations(prepared, text)
-        answer.cost_usd = self._cost(target, answer, time.perf_counter() - prepared.started)
+        seconds = time.perf_counter() - prepared.started
+        answer.cost_usd = self._cost(
+            target, answer.prompt_tokens, answer.completion_tokens, seconds
+        )
         return answer
 
     def _citations(self, prepared: Prepared, text: str) -> list[Citation]:
@@ -303,16 +416,17 @@ class Service:
             return []
         return index.find(text)
 
-    def _cost(self, target: str, answer: Answer, seconds: float) -> float:
+    def _cost(
+        self, target: str, prompt_tokens: int, completion_tokens: int, seconds: float
+    ) -> float:
         from llmline.gateway.providers import split_target
 
+        if not target:
+            return 0.0
         scheme, name = split_target(target)
         if scheme == "upstream" and name in self.settings.upstreams:
             up = self.settings.upstreams[name]
-            usd = (
-                answer.prompt_tokens * up.input_usd_per_1k
-                + answer.completion_tokens * up.output_usd_per_1k
-            )
+            usd = prompt_tokens * up.input_usd_per_1k + completion_tokens * up.output_usd_per_1k
             return round(usd / 1000, 8)
         if scheme == "embedded":
             # Self-hosted: the request's share of the machine-hour while it ran.
@@ -402,21 +516,35 @@ class Service:
     async def answer_stream(self, prepared: Prepared) -> AsyncIterator[str | Answer]:
         """Text deltas as they are generated, then the final :class:`Answer`."""
         live = prepared.live
+        prepared.stream = True
         self.metrics.in_flight.labels(live.name).inc()
+        error: BaseException | None = None
         try:
+            await self._admit(prepared)
             prepared.input_safety = await self._check_input(prepared)
             if prepared.input_safety.blocked:
-                yield self._finish(prepared, _blocked_input(prepared))
+                yield await self._accounted(prepared, _blocked_input(prepared))
                 return
             cached = await self._lookup(prepared)
             if cached is not None:
                 yield cached.text
-                yield self._finish(prepared, cached)
+                yield await self._accounted(prepared, cached)
                 return
             async for item in self._stream_call(prepared):
                 yield item
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
             self.metrics.in_flight.labels(live.name).dec()
+            # A stream that failed or that the client left: what it sent is accounted.
+            await self._account(prepared, None, error or ConnectionAbortedError("client left"))
+
+    async def _accounted(self, prepared: Prepared, answer: Answer) -> Answer:
+        """Finish and account ``answer`` before the client gets its end."""
+        answer = self._finish(prepared, answer)
+        await self._account(prepared, answer)
+        return answer
 
     async def _stream_call(self, prepared: Prepared) -> AsyncIterator[str | Answer]:
         error: tuple[str, BackendError] | None = None
@@ -455,35 +583,135 @@ class Service:
         reason: str,
         started: float,
     ) -> AsyncIterator[str | Answer]:
-        text, ttft_ms, final = "", None, None
-        checked = 0
+        guard = self._guards(prepared)[1]
+        # With redacting output scanners, the last HOLDBACK characters are
+        # held back (a finding may still be growing there) and what is sent
+        # is the redacted text; otherwise text is sent as it comes.
+        relay = _StreamRelay(prepared, target, started, buffered=guard.redacts)
+        prepared.partial_target = target
         async for chunk in chunks:
             if chunk.text:
-                ttft_ms = ttft_ms or (time.perf_counter() - started) * 1000
-                text += chunk.text
-                # Scan at sentence ends: a blocked answer is cut there.
-                if _sentence_end(chunk.text) and len(text) > checked:
-                    checked = len(text)
-                    verdict = await self.safety.acheck(text, _context(prepared, "output"))
+                relay.add(chunk.text)
+                if relay.due(chunk.text):
+                    self._check_budget(prepared, relay)
+                    verdict, _ = await guard.check(relay.text, _context(prepared, "output"))
                     if verdict.blocked:
-                        final = GenerationChunk("", "content_filter", None, None)
+                        relay.final = GenerationChunk("", "content_filter", None, None)
                         break
-                yield chunk.text
+                    relay.checked(verdict.text)
+                piece = relay.ready()
+                if piece:
+                    yield piece
             if chunk.finish_reason is not None:
-                final = chunk
-        output = GenerationOutput(
-            text=text,
-            finish_reason=(final.finish_reason if final else "stop") or "stop",
-            prompt_tokens=(final.prompt_tokens if final else None) or 0,
-            completion_tokens=(final.completion_tokens if final else None) or 0,
-            ttft_ms=ttft_ms,
-        )
+                relay.final = chunk
+        output = relay.output()
         answer = await self._post_process(prepared, output, target, reason)
         if output.finish_reason == "content_filter":
             answer = replace(answer, finish_reason="content_filter")
-        self._shadow(prepared, target, text)
+        elif relay.buffered and answer.text.startswith(relay.sent):
+            rest = answer.text[len(relay.sent) :]
+            if rest:
+                yield rest
+        self._shadow(prepared, target, output.text)
         await self._store(prepared, answer)
-        yield self._finish(prepared, answer)
+        yield await self._accounted(prepared, answer)
+
+    def _check_budget(self, prepared: Prepared, relay: _StreamRelay) -> None:
+        """End a stream whose cost so far exhausts a budget (an error event)."""
+        lease = prepared.lease
+        if lease is None or not lease.budgets:
+            return
+        output = relay.output()
+        prepared.partial = output
+        seconds = time.perf_counter() - prepared.started
+        running = self._cost(relay.target, output.prompt_tokens, output.completion_tokens, seconds)
+        exhausted = lease.budget_left(running)
+        if exhausted is not None:
+            limits, budget = exhausted
+            raise RateLimitError(
+                f"{limits.label} reached its {limits.budget_period}'s budget of ${budget:g} "
+                "during this response; the stream ends here",
+                retry_after_s=60.0,
+                code="budget_exceeded",
+            )
+
+
+#: Characters of a redacted stream held back: longer than an e-mail address,
+#: a spaced card number or an IBAN, so a finding is whole before it is sent.
+HOLDBACK = 64
+
+
+class _StreamRelay:
+    """A stream's text: what was generated, checked and sent."""
+
+    def __init__(self, prepared: Prepared, target: str, started: float, *, buffered: bool):
+        self.prepared = prepared
+        self.target = target
+        self.started = started
+        self.buffered = buffered
+        self.text = ""
+        self.sent = ""
+        self.safe = ""  # the checked (possibly redacted) text, when buffered
+        self.checked_len = 0
+        self.pieces = 0
+        self.ttft_ms: float | None = None
+        self.final: GenerationChunk | None = None
+
+    def add(self, piece: str) -> None:
+        self.ttft_ms = self.ttft_ms or (time.perf_counter() - self.started) * 1000
+        self.text += piece
+        self.pieces += 1
+        self.prepared.partial = self.output()
+
+    def due(self, piece: str) -> bool:
+        """Scan now: at a sentence end, or when enough text waits unsent."""
+        backlog = len(self.text) - self.checked_len
+        return backlog > 0 and (_sentence_end(piece) or (self.buffered and backlog >= 32))
+
+    def checked(self, safe_text: str) -> None:
+        self.checked_len = len(self.text)
+        self.safe = safe_text
+
+    def ready(self) -> str:
+        """Text that may be sent now."""
+        if not self.buffered:
+            piece, self.sent = self.text[len(self.sent) :], self.text
+            return piece
+        source = self.safe
+        # Up to a word boundary before the held-back tail.
+        cut = source.rfind(" ", 0, max(0, len(source) - HOLDBACK)) + 1
+        if cut <= len(self.sent) or not source.startswith(self.sent):
+            return ""  # nothing new, or a redaction changed sent text: the rest goes at the end
+        piece, self.sent = source[len(self.sent) : cut], source[:cut]
+        return piece
+
+    def output(self) -> GenerationOutput:
+        final = self.final
+        completion = (final.completion_tokens if final else None) or self.pieces
+        return GenerationOutput(
+            text=self.text,
+            finish_reason=(final.finish_reason if final else "stop") or "stop",
+            prompt_tokens=(final.prompt_tokens if final else None) or 0,
+            completion_tokens=completion,
+            ttft_ms=self.ttft_ms,
+        )
+
+
+def _redact_request(prepared: Prepared, redacted_question: str) -> None:
+    """Send the model the redacted question, wherever the template put it."""
+    question, request = prepared.question, prepared.request
+    if request.prompt is not None:
+        request = replace(request, prompt=request.prompt.replace(question, redacted_question))
+    if request.messages is not None:
+        messages = tuple(
+            {**m, "content": str(m["content"]).replace(question, redacted_question)}
+            if isinstance(m.get("content"), str)
+            else m
+            for m in request.messages
+        )
+        request = replace(request, messages=messages)
+    prepared.request = request
+    prepared.question = redacted_question
 
 
 def _reason(planned: str, error: tuple[str, BackendError] | None) -> str:

@@ -34,9 +34,10 @@ if TYPE_CHECKING:
 
     from llmline.storage.db import MetadataStore
 
-__all__ = ["ROLES", "ApiKeyInfo", "KeyStore", "Role", "parse_duration"]
+__all__ = ["ROLES", "ApiKeyInfo", "BudgetPeriod", "KeyStore", "Role", "parse_duration"]
 
 Role = Literal["admin", "deployer", "user", "viewer"]
+BudgetPeriod = Literal["day", "month"]
 ROLES: tuple[str, ...] = ("admin", "deployer", "user", "viewer")
 # Roles that may send requests to models; a viewer only reads metrics and models.
 _CALLERS = frozenset({"admin", "deployer", "user"})
@@ -75,6 +76,8 @@ class ApiKeyInfo:
     expires_at: datetime | None
     created_at: datetime
     revoked_at: datetime | None
+    budget_period: BudgetPeriod = "month"
+    max_streams: int | None = None
 
     @property
     def expired(self) -> bool:
@@ -106,6 +109,8 @@ class ApiKeyInfo:
             "rpm": self.rpm,
             "tpm": self.tpm,
             "budget_usd": self.budget_usd,
+            "budget_period": self.budget_period,
+            "max_streams": self.max_streams,
             "expires_at": _iso(self.expires_at),
             "created_at": self.created_at.isoformat(),
             "revoked_at": _iso(self.revoked_at),
@@ -126,6 +131,8 @@ class KeyStore:
         rpm: int | None = None,
         tpm: int | None = None,
         budget_usd: float | None = None,
+        budget_period: str = "month",
+        max_streams: int | None = None,
         expires_in: timedelta | None = None,
     ) -> tuple[str, ApiKeyInfo]:
         """A new key: ``(token, info)``. The token is not stored; show it once."""
@@ -137,6 +144,8 @@ class KeyStore:
             rpm=_check_positive("rpm", rpm),
             tpm=_check_positive("tpm", tpm),
             budget_usd=_check_budget(budget_usd),
+            budget_period=_check_period(budget_period),
+            max_streams=_check_positive("max-streams", max_streams),
             expires_at=None if expires_in is None else utcnow() + _check_expiry(expires_in),
             created_at=utcnow(),
         )
@@ -251,6 +260,8 @@ def _info(row: ApiKey) -> ApiKeyInfo:
         rpm=row.rpm,
         tpm=row.tpm,
         budget_usd=row.budget_usd,
+        budget_period=cast("BudgetPeriod", row.budget_period or "month"),
+        max_streams=row.max_streams,
         expires_at=row.expires_at,
         created_at=row.created_at,
         revoked_at=row.revoked_at,
@@ -298,6 +309,12 @@ def _check_budget(value: float | None) -> float | None:
     if value is not None and (not math.isfinite(value) or value <= 0):
         raise UserError(f"--budget-usd must be a positive amount, not {value:g}")
     return value
+
+
+def _check_period(period: str) -> str:
+    if period not in ("day", "month"):
+        raise UserError(f"--budget-period must be day or month, not {period!r}")
+    return period
 
 
 def _check_expiry(expires_in: timedelta) -> timedelta:

@@ -28,6 +28,10 @@ class ApiKey(Base):
     rpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
     tpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
     budget_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Migration 0007: the budget's period (day | month; None = month) and
+    # the most streams the key may hold open at once.
+    budget_period: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    max_streams: Mapped[int | None] = mapped_column(Integer, nullable=True)
     salt: Mapped[str] = mapped_column(String(64))  # hex
     secret_hash: Mapped[str] = mapped_column(String(64))  # hex HMAC-SHA256
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -10,14 +10,25 @@ from __future__ import annotations
 from llmline.storage import (
     deployment_tables,
     eval_tables,
+    kb_tables,
     key_tables,
     model_tables,
     models,
     pipeline_tables,
+    request_tables,
 )
 from llmline.storage.models import Base
 
 __all__ = ["Base", "metadata"]
 
 metadata = Base.metadata
-_REGISTERED = (models, model_tables, eval_tables, pipeline_tables, deployment_tables, key_tables)
+_REGISTERED = (
+    models,
+    model_tables,
+    eval_tables,
+    pipeline_tables,
+    deployment_tables,
+    key_tables,
+    request_tables,
+    kb_tables,
+)

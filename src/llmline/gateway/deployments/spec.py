@@ -8,6 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from llmline.guard.policy import GuardPolicy
+from llmline.guard.quota import LimitsPolicy
+
 __all__ = [
     "STRATEGIES",
     "CachePolicy",
@@ -80,6 +83,12 @@ class DeploymentSpec(BaseModel):
     latency_alpha: float = Field(default=0.2, gt=0, le=1, description="EWMA weight (latency)")
     canary: CanaryPolicy = Field(default_factory=CanaryPolicy)
     cache: CachePolicy = Field(default_factory=CachePolicy)
+    limits: LimitsPolicy = Field(
+        default_factory=LimitsPolicy, description="Rate limits and budget of all its traffic"
+    )
+    guard: GuardPolicy | None = Field(
+        default=None, description="Guardrail overrides (per scanner) of the global guard policy"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> DeploymentSpec:

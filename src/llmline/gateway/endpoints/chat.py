@@ -109,8 +109,9 @@ def extensions(prepared: Prepared, answer: Answer) -> dict[str, Any]:
 async def create_chat_completion(body: ChatCompletionRequest, request: Request) -> Response:
     service: Service = request.app.state.service
     caller = await request.app.state.auth.caller(request.headers.get("authorization"), body.user)
+    # Before resolving: a key scoped elsewhere learns nothing about other deployments.
+    request.app.state.auth.require_call(caller, body.model)
     prepared = prepare_chat(service, body, caller)
-    request.app.state.auth.require_call(caller, prepared.live.name)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return await _stream(service, prepared, body.model, include_usage)

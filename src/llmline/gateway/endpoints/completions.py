@@ -40,6 +40,7 @@ def prepare_completion(service: Service, body: CompletionRequest, caller: Caller
         caller=caller,
         cache_payload=cache_payload(request),
         use_cache=body.llmline.cache if body.llmline else True,
+        endpoint="completions",
     )
 
 
@@ -47,8 +48,9 @@ def prepare_completion(service: Service, body: CompletionRequest, caller: Caller
 async def create_completion(body: CompletionRequest, request: Request) -> Response:
     service: Service = request.app.state.service
     caller = await request.app.state.auth.caller(request.headers.get("authorization"), body.user)
+    # Before resolving: a key scoped elsewhere learns nothing about other deployments.
+    request.app.state.auth.require_call(caller, body.model)
     prepared = prepare_completion(service, body, caller)
-    request.app.state.auth.require_call(caller, prepared.live.name)
     prefix = body.text() if body.echo else ""
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)

@@ -25,6 +25,10 @@ class SafetyAttributes(BaseModel):
     severity: dict[str, Severity] = Field(default_factory=dict)
     # Scanners that did not report in time or failed: "clean" vs "not fully checked".
     skipped: list[str] = Field(default_factory=list, exclude_if=lambda v: not v)
+    # The text was changed (PII, secrets, invisible characters replaced) before use.
+    redacted: bool = Field(default=False, exclude_if=lambda v: not v)
+    # Each guardrail that fired: {scanner, category, score, action}.
+    decisions: list[dict[str, Any]] = Field(default_factory=list, exclude_if=lambda v: not v)
 
 
 class Citation(BaseModel):
