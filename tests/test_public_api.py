@@ -45,6 +45,11 @@ PUBLIC = {
         "UpstreamSettings", "build_app", "create_deployment", "promote_deployment",
         "rollback_deployment",
     ],
+    "llmline.rag": [
+        "BUILTIN_CORPORA", "Encoder", "Hit", "IngestResult", "KnowledgeBase",
+        "KnowledgeBaseInfo", "MiniLMEncoder", "QueryTruncatedWarning", "SkippedFile", "ingest",
+        "list_knowledge_bases", "open_knowledge_base",
+    ],
     "llmline.guard": [
         "ROLES", "ApiKeyInfo", "Decision", "GuardPolicy", "Guardrails", "KeyStore", "Limits",
         "LimitsPolicy", "MemoryLedger", "MemoryRateLimiter", "Quota", "RedisLedger",
