@@ -625,11 +625,14 @@ class Service:
         prepared.partial = output
         seconds = time.perf_counter() - prepared.started
         running = self._cost(relay.target, output.prompt_tokens, output.completion_tokens, seconds)
+        from llmline.guard.quota import BUDGET_ADJECTIVE
+
         exhausted = lease.budget_left(running)
         if exhausted is not None:
             limits, budget = exhausted
             raise RateLimitError(
-                f"{limits.label} reached its {limits.budget_period}'s budget of ${budget:g} "
+                f"{limits.label} reached its {BUDGET_ADJECTIVE[limits.budget_period]} budget of "
+                f"${budget:g} "
                 "during this response; the stream ends here",
                 retry_after_s=60.0,
                 code="budget_exceeded",

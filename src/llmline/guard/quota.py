@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from llmline.guard.limits import BudgetLedger, RateLimiter, Take
 
 __all__ = [
+    "BUDGET_ADJECTIVE",
     "Lease",
     "Limits",
     "LimitsPolicy",
@@ -46,7 +47,7 @@ __all__ = [
 ]
 
 Period = Literal["day", "month"]
-_ADJECTIVE = {"day": "daily", "month": "monthly"}
+BUDGET_ADJECTIVE = {"day": "daily", "month": "monthly"}
 
 
 class LimitsPolicy(BaseModel):
@@ -190,8 +191,8 @@ class Quota:
             if usd >= party.budget_usd:
                 resets = period_end(party.budget_period, now)
                 raise RateLimitError(
-                    f"{party.label} has spent its {_ADJECTIVE[party.budget_period]} budget of "
-                    f"${party.budget_usd:g} (${usd:.4f}); it resets at "
+                    f"{party.label} has spent its {BUDGET_ADJECTIVE[party.budget_period]} "
+                    f"budget of ${party.budget_usd:g} (${usd:.4f}); it resets at "
                     f"{resets.isoformat(timespec='seconds')}",
                     retry_after_s=(resets - now).total_seconds(),
                     code="budget_exceeded",
