@@ -13,6 +13,9 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 # want COMMAND PACKAGE: install PACKAGE when COMMAND is missing.
 want() { command -v "$1" >/dev/null 2>&1 || need+=("$2"); }
 
+# The dashboard's browser tests drive Debian's Chromium through Playwright.
+want chromium chromium
+
 # `install-system-deps.sh bench`: also the load generators of bench/gateway_*.py.
 if [ "${1:-}" = "bench" ]; then
   want wrk wrk

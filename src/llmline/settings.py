@@ -14,6 +14,7 @@ from llmline.errors import ConfigError
 from llmline.gateway.config import GatewaySettings, UpstreamSettings
 from llmline.gateway.deployments.spec import DeploymentSpec
 from llmline.guard.policy import GuardPolicy
+from llmline.monitoring.config import MonitoringSettings
 
 if TYPE_CHECKING:
     from llmline.models.gates import Gate
@@ -109,6 +110,9 @@ class Settings(BaseSettings):
     )
     deployments: dict[str, DeploymentSpec] = Field(
         default_factory=dict, description="Declarative deployments, applied by llmline serve"
+    )
+    monitoring: MonitoringSettings = Field(
+        default_factory=MonitoringSettings, description="Tracing, logs, SLOs and alerts"
     )
 
     @field_validator("deployments", mode="before")

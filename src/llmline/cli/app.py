@@ -15,18 +15,24 @@ import typer
 from typer.exceptions import TyperException
 
 from llmline.cli import (
+    agent,
+    chain,
     data,
     deploy,
     evaluate,
+    feedback,
     guard,
     keys,
     lineage,
+    loadtest,
     models,
+    monitor,
     pipeline,
     prompts,
     quickstart,
     rag,
     serve,
+    traces,
     warehouse,
 )
 from llmline.cli._common import console, err_console
@@ -51,6 +57,12 @@ app.add_typer(deploy.app, name="deploy")
 app.add_typer(keys.app, name="keys")
 app.add_typer(rag.app, name="rag")
 app.add_typer(guard.app, name="guard")
+app.add_typer(monitor.app, name="monitor")
+app.add_typer(traces.app, name="traces")
+app.add_typer(feedback.app, name="feedback")
+app.add_typer(chain.app, name="chain")
+app.add_typer(agent.app, name="agent")
+app.command("loadtest")(loadtest.loadtest)
 app.command("serve")(serve.serve)
 app.command("lineage")(lineage.lineage)
 app.command("quickstart")(quickstart.quickstart)

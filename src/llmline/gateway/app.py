@@ -177,9 +177,18 @@ def _version() -> str:
 
 
 def _include_routers(app: FastAPI) -> None:
-    from llmline.gateway.endpoints import admin, chat, completions, embeddings, health, models
+    from llmline.dashboard import routes as dashboard
+    from llmline.gateway.endpoints import (
+        admin,
+        chat,
+        completions,
+        embeddings,
+        feedback,
+        health,
+        models,
+    )
 
-    for module in (chat, completions, embeddings, models, health, admin):
+    for module in (chat, completions, embeddings, models, health, admin, feedback, dashboard):
         app.include_router(module.router)
 
 

@@ -69,6 +69,7 @@ class RequestRecord:
     input_text: str | None = None
     output_text: str | None = None
     safety: dict[str, Any] | None = None
+    trace_id: str | None = None
     # Budget ledger scopes this request was charged to (replayed after a crash).
     charges: list[str] = field(default_factory=list)
 

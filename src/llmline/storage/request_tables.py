@@ -49,3 +49,5 @@ class RequestRow(Base):
     input_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     output_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     safety: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Migration 0010: the OpenTelemetry trace id (32 hex digits) of the request.
+    trace_id: Mapped[str | None] = mapped_column(String(32), nullable=True)

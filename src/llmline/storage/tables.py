@@ -10,6 +10,7 @@ from __future__ import annotations
 from llmline.storage import (
     deployment_tables,
     eval_tables,
+    feedback_tables,
     kb_tables,
     key_tables,
     model_tables,
@@ -31,4 +32,5 @@ _REGISTERED = (
     key_tables,
     request_tables,
     kb_tables,
+    feedback_tables,
 )

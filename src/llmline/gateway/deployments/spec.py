@@ -18,6 +18,7 @@ __all__ = [
     "DeploymentSpec",
     "DeploymentState",
     "Phase",
+    "RagPolicy",
     "Strategy",
 ]
 
@@ -54,6 +55,27 @@ class CachePolicy(BaseModel):
     max_entries: int = Field(default=4096, ge=1)
 
 
+class RagPolicy(BaseModel):
+    """How a ``kind: rag`` deployment grounds its answers in a knowledge base."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    knowledge_base: str = Field(description="Knowledge base name, or NAME@VERSION")
+    top_k: int = Field(default=5, ge=1, le=50, description="Chunks retrieved per question")
+    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    max_context_tokens: int = Field(
+        default=1500, ge=64, description="Retrieved text put in the prompt, at most"
+    )
+    grounded_only: bool = Field(
+        default=False, description="Refuse when nothing relevant enough was retrieved"
+    )
+    min_score: float | None = Field(
+        default=None, description="Dense similarity a chunk needs to count as grounding"
+    )
+    mmr: bool = Field(default=False, description="Diversify the chunks (MMR)")
+    rerank: bool = Field(default=False, description="Rerank the retrieved chunks")
+
+
 class DeploymentSpec(BaseModel):
     """A deployment as created by ``llmline deploy create`` or declared in
     ``llmline.yaml``.  Paired strategies read ``models`` as
@@ -62,6 +84,11 @@ class DeploymentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
+    kind: Literal["model", "rag", "chain"] = Field(
+        default="model",
+        description="model: serve the models; rag: retrieve, then ground the answer; "
+        "chain: run the chain file's steps",
+    )
     models: list[str] = Field(min_length=1, description="Targets: registry refs or upstream:NAME")
     strategy: Strategy = "random"
     weights: list[float] | None = Field(default=None, description="One per model (weighted)")
@@ -89,6 +116,8 @@ class DeploymentSpec(BaseModel):
     guard: GuardPolicy | None = Field(
         default=None, description="Guardrail overrides (per scanner) of the global guard policy"
     )
+    rag: RagPolicy | None = Field(default=None, description="Retrieval of a kind: rag deployment")
+    chain: str | None = Field(default=None, description="Chain YAML file of a kind: chain one")
 
     @model_validator(mode="after")
     def _check(self) -> DeploymentSpec:
@@ -112,6 +141,10 @@ class DeploymentSpec(BaseModel):
             raise ValueError("strategy weighted needs --weights, one per model")
         if len(set(self.models)) != len(self.models):
             raise ValueError("a model is listed twice")
+        if (self.kind == "rag") != (self.rag is not None):
+            raise ValueError("a rag deployment needs rag settings (knowledge_base), and only it")
+        if (self.kind == "chain") != (self.chain is not None):
+            raise ValueError("a chain deployment needs a chain file, and only it")
         return self
 
 

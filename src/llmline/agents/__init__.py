@@ -1,0 +1,1 @@
+"""Tool-calling agents against any deployment."""

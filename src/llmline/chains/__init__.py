@@ -1,0 +1,1 @@
+"""Declarative chains: prompt → model → parse → tool steps from YAML."""
