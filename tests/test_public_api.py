@@ -56,6 +56,15 @@ PUBLIC = {
         "RedisRateLimiter", "Role", "ScannerPolicy", "Take", "Verdict", "allowed",
         "create_scanner", "parse_duration", "require", "scanner_names",
     ],
+    "llmline.agents": [
+        "AgentQuotas", "AgentResult", "AgentStep", "ChatClient", "ChatReply", "ModelCallError",
+        "OpenAIChatClient", "ServiceChatClient", "Tool", "ToolCall", "ToolError",
+        "ToolInputGuard", "ToolRegistry", "builtin_tools", "calculate", "run_agent", "tool",
+    ],
+    "llmline.chains": [
+        "ChainError", "ChainResult", "ChainSpec", "ChainStepError", "StepResult",
+        "example_chains", "find_chain", "load_chain", "run_chain",
+    ],
     "llmline.testing": [
         "PostgresNotFoundError", "PostgresServer", "PostgresServerError", "RedisNotFoundError",
         "RedisServer", "ServerThread", "free_port",

@@ -15,6 +15,7 @@ from llmline.gateway.config import GatewaySettings, UpstreamSettings
 from llmline.gateway.deployments.spec import DeploymentSpec
 from llmline.guard.policy import GuardPolicy
 from llmline.monitoring.config import MonitoringSettings
+from llmline.rag.config import RagSettings
 
 if TYPE_CHECKING:
     from llmline.models.gates import Gate
@@ -114,6 +115,7 @@ class Settings(BaseSettings):
     monitoring: MonitoringSettings = Field(
         default_factory=MonitoringSettings, description="Tracing, logs, SLOs and alerts"
     )
+    rag: RagSettings = Field(default_factory=RagSettings, description="Knowledge bases")
 
     @field_validator("deployments", mode="before")
     @classmethod

@@ -204,15 +204,15 @@ def test_other_embedding_model_or_dimension_is_refused(
     assert "sentence-transformers/all-MiniLM-L6-v2" in str(caught.value)
 
 
-def test_hnsw_index_above_the_threshold_matches_exact_search(
+def test_approximate_index_above_the_threshold_matches_exact_search(
     workspace: Workspace, tmp_path: Path, encoder: MiniLMEncoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = write_corpus(tmp_path / "docs")
     flat = ingest_knowledge_base(workspace, "flat", [folder], options=SMALL, encoder=encoder)
     hnsw = ingest_knowledge_base(
-        workspace, "graph", [folder], options=SMALL, encoder=encoder, hnsw_threshold=1
+        workspace, "graph", [folder], options=SMALL, encoder=encoder, approx_threshold=1
     )
-    assert (flat.index, hnsw.index) == ("flat-ip", "hnsw-flat")
+    assert (flat.index, hnsw.index) == ("flat-ip", "ivf-flat")
     with (
         open_version(workspace, "flat", encoder) as a,
         open_version(workspace, "graph", encoder) as b,

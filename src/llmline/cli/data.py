@@ -33,9 +33,42 @@ def build(
         typer.Argument(help="Dataset name in llmline.yaml, or a spec YAML file. Default: all."),
     ] = None,
     as_json: bool = JSON_OPTION,
+    from_feedback: Annotated[
+        bool,
+        typer.Option(
+            "--from-feedback",
+            help="Build from gateway feedback: accepted corrections and highly rated answers.",
+        ),
+    ] = False,
+    name: Annotated[
+        str | None,
+        typer.Option(help="--from-feedback: dataset name (default: BASE-feedback or feedback)."),
+    ] = None,
+    min_rating: Annotated[
+        float, typer.Option(help="--from-feedback: answers rated at least this (thumbs up = 5).")
+    ] = 4,
+    since: Annotated[
+        str | None, typer.Option(help="--from-feedback: only feedback since 7d, 24h, a date…")
+    ] = None,
+    base: Annotated[
+        str | None,
+        typer.Option(help="--from-feedback: merge this dataset version's rows (NAME[@VERSION])."),
+    ] = None,
+    template: Annotated[
+        str | None,
+        typer.Option(help="--from-feedback: prompt template for every question (NAME@VERSION)."),
+    ] = None,
+    accepted_only: Annotated[
+        bool, typer.Option(help="--from-feedback: ratings count only once accepted.")
+    ] = False,
 ) -> None:
     """Extract, clean, de-duplicate, scrub, template, split and version a dataset."""
     workspace = workspace_from(ctx)
+    if from_feedback:
+        if spec is not None:
+            raise ConfigError("--from-feedback builds from feedback: name it with --name, not SPEC")
+        _build_feedback(workspace, name, min_rating, since, base, template, accepted_only, as_json)
+        return
     targets = _targets(workspace, spec)
     results = [_build_one(workspace, name, s, quiet=as_json) for name, s in targets]
     if as_json:
@@ -43,6 +76,40 @@ def build(
         return
     for result in results:
         _print_build(result)
+
+
+def _build_feedback(
+    workspace: Workspace,
+    name: str | None,
+    min_rating: float,
+    since: str | None,
+    base: str | None,
+    template: str | None,
+    accepted_only: bool,
+    as_json: bool,
+) -> None:
+    from llmline.data.feedback_dataset import build_from_feedback
+    from llmline.monitoring.feedback import parse_since
+
+    result = build_from_feedback(
+        workspace,
+        name,
+        min_rating=min_rating,
+        since=parse_since(since),
+        base=base,
+        template=template,
+        accepted_only=accepted_only,
+    )
+    if as_json:
+        print_json({**result.to_dict(), "feedback": result.manifest.get("feedback")})
+        return
+    _print_build(result)
+    used = result.manifest.get("feedback", {}).get("rows_from_feedback", {})
+    console.print(
+        f"  from feedback: {used.get('corrections', 0)} corrections, "
+        f"{used.get('rated_answers', 0)} rated answers"
+        + (f", merged with {result.manifest['base']['ref']}" if result.manifest.get("base") else "")
+    )
 
 
 def _targets(workspace: Workspace, spec: str | None) -> list[tuple[str, DatasetSpec | None]]:

@@ -73,6 +73,22 @@ def create(
         bool, typer.Option("--semantic-cache", help="Answer similar questions from the cache.")
     ] = False,
     replace: Annotated[bool, typer.Option("--replace", help="Change an existing one.")] = False,
+    kind: Annotated[
+        str, typer.Option(help="model, or rag: retrieve from --kb and ground the answer.")
+    ] = "model",
+    kb: Annotated[
+        str | None, typer.Option("--kb", help="rag: knowledge base NAME or NAME@VERSION.")
+    ] = None,
+    top_k: Annotated[int, typer.Option(help="rag: chunks retrieved per question.")] = 5,
+    max_context_tokens: Annotated[
+        int, typer.Option(help="rag: retrieved text in the prompt, at most.")
+    ] = 1500,
+    grounded_only: Annotated[
+        bool, typer.Option("--grounded-only", help="rag: refuse when nothing relevant is found.")
+    ] = False,
+    min_score: Annotated[
+        float | None, typer.Option(help="rag: dense similarity a chunk needs to ground.")
+    ] = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create (or --replace) a deployment; registry refs are pinned to versions."""
@@ -97,6 +113,7 @@ def create(
                 "max_p95_ms": max_p95_ms,
             },
             "cache": {"semantic": semantic_cache},
+            **_rag_fields(ctx, kind, kb, top_k, max_context_tokens, grounded_only, min_score),
         },
         where=f"deployment {name}",
     )
@@ -111,6 +128,34 @@ def create(
         f"{', '.join(info.spec.models)}",
         markup=False,
     )
+
+
+def _rag_fields(
+    ctx: typer.Context,
+    kind: str,
+    kb: str | None,
+    top_k: int,
+    max_context_tokens: int,
+    grounded_only: bool,
+    min_score: float | None,
+) -> dict[str, object]:
+    if kind != "rag":
+        if kb is not None:
+            raise UserError("--kb is for --kind rag deployments")
+        return {"kind": kind}
+    if kb is None:
+        raise UserError("--kind rag needs --kb KNOWLEDGE_BASE (see `llmline rag list`)")
+    from llmline.rag.catalog import get_version
+
+    get_version(workspace_from(ctx), kb)  # fail now, not at the first request
+    policy = {
+        "knowledge_base": kb,
+        "top_k": top_k,
+        "max_context_tokens": max_context_tokens,
+        "grounded_only": grounded_only,
+        "min_score": min_score,
+    }
+    return {"kind": "rag", "rag": policy}
 
 
 @app.command("list")
@@ -171,6 +216,12 @@ def _print_info(info: DeploymentInfo) -> None:
     ]
     if spec.fallbacks:
         lines.append(f"  fallbacks  {', '.join(spec.fallbacks)}")
+    if spec.rag is not None:
+        r = spec.rag
+        lines.append(
+            f"  rag        {r.knowledge_base}: top {r.top_k} {r.mode}, <= {r.max_context_tokens} "
+            f"tokens" + (", grounded only" if r.grounded_only else "")
+        )
     if spec.strategy == "canary":
         c = spec.canary
         lines.append(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -14,6 +14,8 @@ from llmline.errors import UserError
 
 if TYPE_CHECKING:
     from llmline.evaluation import EvalResult, EvalStore, Judge
+    from llmline.rag.kb import KnowledgeBase
+    from llmline.workspace import Workspace
 
 app = typer.Typer(
     help="Evaluation: score models on dataset splits, list and compare the results.",
@@ -161,3 +163,192 @@ def compare(
         print_json(comparison.to_dict())
         return
     console.print(comparison_table(comparison))
+
+
+def _questions(dataset: Path | None, limit: int | None) -> list[Any]:
+    from llmline.evaluation.rag import load_questions, shipped_questions_path
+
+    return load_questions(dataset or shipped_questions_path(), limit)
+
+
+_DATASET_HELP = "Labelled questions (JSONL: question, topics, answer); default: the shipped set."
+# Options eval rag and eval compare-rag share.
+_DatasetOption = Annotated[Path | None, typer.Option("--dataset", help=_DATASET_HELP)]
+_KOption = Annotated[int, typer.Option("--k", min=1, help="Chunks retrieved per question.")]
+_LimitOption = Annotated[int | None, typer.Option("--limit", min=1, help="First N questions.")]
+_MaxTokensOption = Annotated[int, typer.Option("--max-tokens", min=1, help="Answer length cap.")]
+_ContextOption = Annotated[
+    int, typer.Option("--max-context-tokens", min=16, help="Retrieved text in a prompt.")
+]
+
+
+@app.command("rag")
+def rag(
+    ctx: typer.Context,
+    kb: Annotated[str, typer.Argument(help="Knowledge base NAME or NAME@VERSION.")],
+    deployment: Annotated[
+        str | None,
+        typer.Argument(
+            help="A model target answered here (registry ref, embedded:…, upstream:…, fake:…), "
+            "or with --gateway the name of a deployment of that gateway.",
+            show_default=False,
+        ),
+    ] = None,
+    dataset: _DatasetOption = None,
+    gateway: Annotated[
+        str | None, typer.Option("--gateway", help="Base URL of a running gateway (…/v1).")
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", envvar="LLMLINE_API_KEY", show_default=False)
+    ] = None,
+    k: _KOption = 5,
+    limit: _LimitOption = None,
+    max_tokens: _MaxTokensOption = 48,
+    max_context_tokens: _ContextOption = 1500,
+    threshold: Annotated[
+        float, typer.Option(help="Cosine at which a sentence counts as supported.")
+    ] = 0.6,
+    retrieval_only: Annotated[
+        bool, typer.Option("--retrieval-only", help="Score retrieval and contexts; no answers.")
+    ] = False,
+    judge_url: Annotated[str | None, typer.Option("--judge-url")] = None,
+    judge_model: Annotated[str | None, typer.Option("--judge-model")] = None,
+    judge_api_key: Annotated[
+        str | None,
+        typer.Option("--judge-api-key", envvar="LLMLINE_JUDGE_API_KEY", show_default=False),
+    ] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Retrieval (recall@k, MRR), context precision/recall, faithfulness, answer
+    relevance and citation accuracy of a RAG setup over labelled questions."""
+    from llmline.evaluation import rag as ev
+    from llmline.rag import open_knowledge_base
+
+    if (judge_url is None) != (judge_model is None):
+        raise UserError("give both --judge-url and --judge-model, or neither")
+    if deployment is None and not retrieval_only:
+        raise UserError("give the DEPLOYMENT (a model target) to answer with, or --retrieval-only")
+    questions = _questions(dataset, limit)
+    workspace = workspace_from(ctx)
+    judge = _judge(judge_url, judge_model, judge_api_key)
+    status = err_console.status(f"evaluating {len(questions)} questions…")
+    try:
+        with (
+            open_knowledge_base(kb, workspace=workspace) as base,
+            nullcontext() if as_json else status,
+        ):
+            samples, target = _rag_samples(
+                workspace,
+                base,
+                questions,
+                None if retrieval_only else deployment,
+                gateway=gateway,
+                api_key=api_key,
+                k=k,
+                max_context_tokens=max_context_tokens,
+                max_tokens=max_tokens,
+            )
+            scorer = ev.SupportScorer(threshold=threshold)
+            result = ev.evaluate_rag(
+                samples, knowledge_base=base.ref, target=target, k=k, scorer=scorer, judge=judge
+            )
+    finally:
+        if judge is not None:
+            judge.close()
+    if as_json:
+        print_json(result.to_dict())
+        return
+    table = Table("metric", "value", title=f"{result.target} on {result.knowledge_base}")
+    for name, value in result.metrics.items():
+        table.add_row(name, f"{value:.4g}")
+    console.print(table)
+
+
+def _rag_samples(
+    workspace: Workspace,
+    kb: KnowledgeBase,
+    questions: list[Any],
+    target: str | None,
+    *,
+    gateway: str | None,
+    api_key: str | None,
+    k: int,
+    max_context_tokens: int,
+    max_tokens: int,
+) -> tuple[list[Any], str]:
+    """The answered questions and what answered them (``retrieval``: nothing)."""
+    from llmline.evaluation import rag as ev
+
+    if target is None:
+        samples = ev.retrieval_samples(kb, questions, k=k, max_context_tokens=max_context_tokens)
+        return samples, "retrieval"
+    if gateway is not None:
+        samples = ev.gateway_samples(
+            kb, questions, gateway, target, k=k, api_key=api_key, max_tokens=max_tokens
+        )
+        return samples, f"{gateway} {target}"
+    target = ev.pin_target(workspace, target)
+    samples = ev.local_samples(
+        workspace,
+        kb,
+        questions,
+        target,
+        k=k,
+        max_context_tokens=max_context_tokens,
+        max_tokens=max_tokens,
+    )
+    return samples, target
+
+
+@app.command("compare-rag")
+def compare_rag(
+    ctx: typer.Context,
+    kb: Annotated[str, typer.Argument(help="Knowledge base NAME or NAME@VERSION.")],
+    base: Annotated[
+        str, typer.Option("--base", help="The base model target.")
+    ] = "smollm2-135m-instruct@latest",
+    tuned: Annotated[
+        str | None, typer.Option("--tuned", help="The tuned model target, e.g. python-faq-lora@1.")
+    ] = None,
+    dataset: _DatasetOption = None,
+    k: _KOption = 5,
+    limit: _LimitOption = None,
+    max_tokens: _MaxTokensOption = 48,
+    max_context_tokens: _ContextOption = 1500,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", help="Markdown report (+ .json); default .llmline/reports/."),
+    ] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Base vs tuned vs base+RAG vs tuned+RAG on the same questions."""
+    from datetime import UTC, datetime
+
+    from llmline.rag import open_knowledge_base
+    from llmline.rag.compare import compare_rag as run_comparison
+
+    questions = _questions(dataset, limit)
+    workspace = workspace_from(ctx)
+    status = err_console.status(f"comparing variants on {len(questions)} questions…")
+    with (
+        open_knowledge_base(kb, workspace=workspace) as knowledge,
+        nullcontext() if as_json else status,
+    ):
+        comparison = run_comparison(
+            workspace,
+            knowledge,
+            questions,
+            base=base,
+            tuned=tuned,
+            k=k,
+            max_context_tokens=max_context_tokens,
+            max_tokens=max_tokens,
+        )
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = output or workspace.state_dir / "reports" / f"rag-compare-{stamp}.md"
+    markdown, _ = comparison.save(path)
+    if as_json:
+        print_json({**comparison.to_dict(), "report": str(markdown)})
+        return
+    console.print(comparison.table())
+    console.print(f"report: {markdown}", markup=False)

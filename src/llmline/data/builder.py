@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlglot
 from sqlglot import exp
@@ -32,6 +32,11 @@ from llmline.storage.scratch import scratch_dir, sweep
 from llmline.warehouse import Warehouse, transpile
 from llmline.workspace import Workspace
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from llmline.storage.lineage import ArtifactRef
+
 __all__ = [
     "BuildPlan",
     "BuildReport",
@@ -39,6 +44,7 @@ __all__ = [
     "ProgressCallback",
     "build_dataset",
     "plan_fingerprint",
+    "publish_version",
     "resolve_spec",
 ]
 
@@ -296,9 +302,22 @@ def _manifest(plan: BuildPlan, files: dict[str, Path], report: BuildReport) -> d
 def _publish(
     workspace: Workspace, plan: BuildPlan, out: Path, files: dict[str, Path], report: BuildReport
 ) -> BuildResult:
+    return publish_version(workspace, plan, out, _manifest(plan, files, report), report)
+
+
+def publish_version(
+    workspace: Workspace,
+    plan: BuildPlan,
+    out: Path,
+    manifest: dict[str, Any],
+    report: BuildReport,
+    *,
+    link: Callable[[Session, ArtifactRef], None] | None = None,
+) -> BuildResult:
+    """Content-hash the files in ``out``, publish them as a new version
+    (or find the identical one) and record it with its lineage."""
     from llmline.data.catalog import find_by_hash, record_version
 
-    manifest = _manifest(plan, files, report)
     content_hash = _content_hash({n: meta["sha256"] for n, meta in manifest["files"].items()})
     existing = find_by_hash(workspace, plan.name, content_hash)
     if existing is not None:
@@ -325,6 +344,12 @@ def _publish(
         raise DatasetError(f"artifact folder {relpath} already exists; retry in a second")
     uri = workspace.artifacts.uri(relpath)
     record_version(
-        workspace, plan, version=version, content_hash=content_hash, uri=uri, manifest=manifest
+        workspace,
+        plan,
+        version=version,
+        content_hash=content_hash,
+        uri=uri,
+        manifest=manifest,
+        link=link,
     )
     return BuildResult(plan.name, version, "created", content_hash, uri, report, manifest)

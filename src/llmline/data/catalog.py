@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -73,8 +74,10 @@ def record_version(
     content_hash: str,
     uri: str,
     manifest: dict[str, Any],
+    link: Callable[[Session, ArtifactRef], None] | None = None,
 ) -> None:
-    """Insert the version and its lineage edges in one transaction."""
+    """Insert the version and its lineage edges in one transaction;
+    ``link`` adds a builder's own edges (into the version's ref) in it too."""
     with workspace.metadata.session() as session:
         dataset = session.scalar(select(Dataset).where(Dataset.name == plan.name))
         if dataset is None:
@@ -98,6 +101,8 @@ def record_version(
             source = ArtifactRef("table", f"{table}@{fingerprint}")
             add_edge(session, source, target, "extracted_into")
         add_edge(session, ArtifactRef("prompt", plan.prompt.ref), target, "templated")
+        if link is not None:
+            link(session, target)
 
 
 def _info(row: DatasetVersion) -> DatasetVersionInfo:

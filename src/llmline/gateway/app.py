@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,13 @@ if TYPE_CHECKING:
     from llmline.gateway.caching import ExactCache
     from llmline.gateway.deployments.spec import DeploymentSpec
     from llmline.gateway.engine import Engine
+    from llmline.gateway.observe import Observer
     from llmline.gateway.safety import Scanner
+    from llmline.gateway.serving import Service
+    from llmline.guard.guardrails import Guardrails
+    from llmline.guard.quota import Quota
+    from llmline.monitoring.alerts import GatewayAlerting
+    from llmline.monitoring.requestlog import RequestLog
     from llmline.settings import Settings
     from llmline.workspace import Workspace
 
@@ -63,33 +70,98 @@ def build_app(
     ``auth`` requires an API key (``llmline keys create``) on every call
     but the health probes.
     """
-    from llmline.gateway.accounting import build_quota, build_request_log, reconcile
     from llmline.gateway.auth import Authenticator
-    from llmline.gateway.caching import SemanticCache
-    from llmline.gateway.embedder import MiniLMEmbedder
-    from llmline.gateway.engine import Engine
-    from llmline.gateway.metrics import GatewayMetrics
-    from llmline.gateway.serving import Service
-    from llmline.guard.guardrails import Guardrails
-    from llmline.settings import Settings
+    from llmline.gateway.observe import RequestObserver
 
     ws = _workspace(workspace)
-    settings = ws.settings if ws is not None else Settings()
-    embedder = embedder or MiniLMEmbedder()
-    engine = Engine(ws)
-    guard = Guardrails(settings.guard, scanners=scanners, embedder=embedder.embed)
-    quota = build_quota(settings)
-    requestlog = build_request_log(ws) if ws is not None else None
-    service = Service(
-        engine,
-        settings,
-        metrics=GatewayMetrics(),
-        guard=guard,
-        cache=_exact_cache(settings),
-        semantic=SemanticCache(embedder),
-        quota=quota,
-        requestlog=requestlog,
+    parts = _Parts.build(ws, scanners=scanners, embedder=embedder)
+    lifespan = _lifespan(
+        parts, ws, deployments=deployments, sync_config=sync_config, preload=preload
     )
+    app = FastAPI(
+        title="llmline gateway",
+        version=_version(),
+        description="OpenAI-compatible gateway: deployments, rollouts, safety, citations.",
+        lifespan=lifespan,
+    )
+    app.state.service = parts.service
+    app.state.auth = Authenticator(ws, enabled=auth)
+    app.state.embedder = parts.embedder
+    app.state.started = False
+    _install_error_handlers(app)
+    _include_routers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=parts.settings.gateway.max_body_bytes)
+    # Outermost: it sees every answer, and runs the observer from startup to after shutdown.
+    app.add_middleware(RequestObserver, observer=parts.observer)
+    return app
+
+
+@dataclass
+class _Parts:
+    """What one gateway app is made of, built before it starts."""
+
+    settings: Settings
+    embedder: Any
+    engine: Engine
+    guard: Guardrails
+    quota: Quota
+    requestlog: RequestLog | None
+    observer: Observer
+    alerting: GatewayAlerting
+    service: Service
+
+    @classmethod
+    def build(
+        cls, ws: Workspace | None, *, scanners: Mapping[str, Scanner] | None, embedder: Any
+    ) -> _Parts:
+        from llmline.gateway.accounting import build_quota, build_request_log
+        from llmline.gateway.caching import SemanticCache
+        from llmline.gateway.embedder import MiniLMEmbedder
+        from llmline.gateway.engine import Engine
+        from llmline.gateway.observe import build_observer
+        from llmline.gateway.serving import Service
+        from llmline.guard.guardrails import Guardrails
+        from llmline.monitoring.alerts import GatewayAlerting
+        from llmline.settings import Settings
+
+        settings = ws.settings if ws is not None else Settings()
+        embedder = embedder or MiniLMEmbedder()
+        engine = Engine(ws)
+        guard = Guardrails(settings.guard, scanners=scanners, embedder=embedder.embed)
+        quota = build_quota(settings)
+        requestlog = None
+        if ws is not None and settings.monitoring.request_log:
+            requestlog = build_request_log(ws)
+        observer = build_observer(ws, settings, requestlog=requestlog)
+        # Built here, not in the lifespan: malformed alert rules stop `serve` with one line.
+        alerting = GatewayAlerting(ws)
+        service = Service(
+            engine,
+            settings,
+            metrics=observer.metrics,
+            guard=guard,
+            cache=_exact_cache(settings),
+            semantic=SemanticCache(embedder),
+            quota=quota,
+            requestlog=requestlog,
+            observer=observer,
+        )
+        return cls(
+            settings, embedder, engine, guard, quota, requestlog, observer, alerting, service
+        )
+
+
+def _lifespan(
+    parts: _Parts,
+    ws: Workspace | None,
+    *,
+    deployments: Sequence[DeploymentSpec],
+    sync_config: bool,
+    preload: Sequence[str] | None,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    from llmline.gateway.accounting import reconcile
+
+    engine, requestlog, settings = parts.engine, parts.requestlog, parts.settings
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -100,39 +172,32 @@ def build_app(
         for spec in deployments:
             await engine.add(spec)
         if requestlog is not None and ws is not None:
-            await reconcile(quota, requestlog, ws)
+            await reconcile(parts.quota, requestlog, ws)
             requestlog.start()
         # The classifiers load now, not inside the first request's latency budget.
-        await asyncio.to_thread(guard.warm_up)
+        await asyncio.to_thread(parts.guard.warm_up)
         await engine.start(reload_interval_s=settings.gateway.reload_interval_s)
         engine.preload(list(preload) if preload is not None else _default_preload(engine))
+        parts.alerting.start()
         app.state.started = True
         try:
             yield
         finally:
             app.state.started = False
-            await service.drain()
-            await engine.close()
-            await service.cache.close()
-            if requestlog is not None:
-                await requestlog.close()
-            await quota.limiter.aclose()
-            await quota.ledger.aclose()
+            await _shut_down(parts)
 
-    app = FastAPI(
-        title="llmline gateway",
-        version=_version(),
-        description="OpenAI-compatible gateway: deployments, rollouts, safety, citations.",
-        lifespan=lifespan,
-    )
-    app.state.service = service
-    app.state.auth = Authenticator(ws, enabled=auth)
-    app.state.embedder = embedder
-    app.state.started = False
-    _install_error_handlers(app)
-    _include_routers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.gateway.max_body_bytes)
-    return app
+    return lifespan
+
+
+async def _shut_down(parts: _Parts) -> None:
+    await parts.service.drain()
+    await parts.engine.close()
+    await parts.service.cache.close()
+    if parts.requestlog is not None:
+        await parts.requestlog.close()
+    await parts.quota.limiter.aclose()
+    await parts.quota.ledger.aclose()
+    await parts.alerting.stop()
 
 
 def app_from_env() -> FastAPI:

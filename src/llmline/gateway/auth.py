@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from llmline.gateway.errors import AuthenticationError, NotFoundError
+from llmline.gateway.observe import current_trace
 from llmline.gateway.serving import Caller
 
 if TYPE_CHECKING:
@@ -39,6 +40,19 @@ class Authenticator:
         self._verified: dict[str, tuple[float, ApiKeyInfo]] = {}
 
     async def caller(self, authorization: str | None, user: str | None) -> Caller:
+        """Who calls (the request's ``auth`` span); 401 without a valid key."""
+        trace = current_trace()
+        span = trace.start("auth", {"llmline.auth.enabled": self.enabled})
+        try:
+            caller = await self._caller(authorization, user)
+        except Exception as exc:
+            trace.fail(span, exc)
+            raise
+        trace.identify(caller)
+        trace.end(span, {"llmline.key_id": caller.key.key_id if caller.key else None})
+        return caller
+
+    async def _caller(self, authorization: str | None, user: str | None) -> Caller:
         anonymous = Caller.from_authorization(authorization, user)
         if not self.enabled:
             return anonymous

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from llmline.errors import LLMLineError, NotFoundError, UserError
 from llmline.gateway.deployments.spec import DeploymentSpec, DeploymentState
 from llmline.gateway.deployments.store import DeploymentInfo, DeploymentStore
@@ -30,6 +32,7 @@ from llmline.gateway.providers import (
 
 if TYPE_CHECKING:
     from llmline.gateway.citations import CitationIndex
+    from llmline.gateway.rag import RagRuntime
     from llmline.gateway.routing import Router
     from llmline.prompts.template import Template
     from llmline.workspace import Workspace
@@ -56,6 +59,7 @@ class LiveDeployment:
     prompt: PromptBinding
     citations: CitationIndex | None = None
     implicit: bool = False  # a registry model called by name, not a saved deployment
+    rag: RagRuntime | None = None  # a kind: rag deployment's knowledge base and template
     shadow_stats: dict[str, float] = field(default_factory=lambda: {"n": 0.0, "similarity": 0.0})
 
     @property
@@ -114,8 +118,9 @@ class Engine:
             await asyncio.sleep(interval_s)
             try:
                 await self.refresh()
-            except (LLMLineError, OSError) as exc:
-                # A bad change must not take down what serves now; it stays visible.
+            except (LLMLineError, OSError, SQLAlchemyError) as exc:
+                # A bad change, or the metadata store being down for a while, must
+                # not take down what serves now (nor end this loop); it stays visible.
                 log.error("deployment reload failed: %s", exc)
 
     # -- deployments ---------------------------------------------------------
@@ -167,7 +172,13 @@ class Engine:
             prompt=self._prompt_binding(info.spec),
             citations=self._citations(info.spec),
             implicit=implicit,
+            rag=self._rag(info.spec),
         )
+
+    def _rag(self, spec: DeploymentSpec) -> RagRuntime | None:
+        from llmline.gateway.rag import build_rag_runtime
+
+        return build_rag_runtime(self.workspace, spec)
 
     def resolve(self, name: str) -> LiveDeployment:
         """The deployment clients call as ``model``; a registry model name
@@ -233,7 +244,7 @@ class Engine:
         )
 
     def _prompt_binding(self, spec: DeploymentSpec) -> PromptBinding:
-        if spec.raw or self.workspace is None:
+        if spec.raw or spec.kind == "rag" or self.workspace is None:  # rag: its own template
             return PromptBinding()
         ref = spec.prompt or self._tuned_template(spec)
         if ref is None:

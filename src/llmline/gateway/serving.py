@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
+from llmline.gateway import observe, rag
 from llmline.gateway.caching import ExactCache, SemanticCache, request_key
 from llmline.gateway.engine import Engine, LiveDeployment
 from llmline.gateway.errors import BackendError, InvalidRequestError, RateLimitError
@@ -74,6 +75,8 @@ class Prepared:
     partial: GenerationOutput | None = None
     partial_target: str | None = None
     accounted: bool = False
+    grounding: rag.Grounding | None = None  # what a kind: rag deployment retrieved
+    trace: observe.RequestTrace = field(default_factory=observe.current_trace)  # its spans
 
     @property
     def request_id(self) -> str:
@@ -94,6 +97,7 @@ class Answer:
     cost_usd: float = 0.0
     safety: SafetyAttributes = field(default_factory=SafetyAttributes)
     citations: list[Citation] = field(default_factory=list)
+    tool_calls: tuple[Any, ...] = ()  # OpenAI-format calls the model made (tools requests)
 
     def info(self, prepared: Prepared) -> LlmlineInfo:
         return LlmlineInfo(
@@ -107,6 +111,7 @@ class Answer:
             usage=self.usage(),
             cost_usd=self.cost_usd,
             request_id=prepared.request_id,
+            grounding=prepared.grounding.info() if prepared.grounding else None,
         )
 
     def usage(self) -> dict[str, int]:
@@ -133,6 +138,7 @@ class Service:
         semantic: SemanticCache | None,
         quota: Quota | None = None,
         requestlog: RequestLog | None = None,
+        observer: observe.Observer | None = None,
     ) -> None:
         from llmline.guard.limits import MemoryLedger, MemoryRateLimiter
         from llmline.guard.quota import Quota
@@ -145,6 +151,7 @@ class Service:
         self.semantic = semantic
         self.quota = quota or Quota(MemoryRateLimiter(), MemoryLedger())
         self.requestlog = requestlog
+        self.observer = observer or observe.Observer(metrics=metrics, requestlog=requestlog)
         self._background: set[asyncio.Task[None]] = set()
 
     @property
@@ -184,6 +191,9 @@ class Service:
         cached = await self._lookup(prepared)
         if cached is not None:
             return self._finish(prepared, cached)
+        refusal = await rag.ground(prepared)  # kind: rag: retrieve, or refuse ungrounded
+        if refusal is not None:
+            return self._finish(prepared, refusal)
         output, target, reason = await self._call(prepared)
         answer = await self._post_process(prepared, output, target, reason)
         await self._store(prepared, answer)
@@ -212,8 +222,7 @@ class Service:
             return
         prepared.accounted = True
         record = self._record(prepared, answer, error)
-        if self.requestlog is not None:
-            self.requestlog.record(record)
+        self.observer.finish(prepared, record)  # trace id, JSON log line, request log
         if prepared.lease is not None:
             tokens = record.prompt_tokens + record.completion_tokens
             try:
@@ -262,6 +271,8 @@ class Service:
                 partial.completion_tokens,
                 record.latency_ms / 1000,
             )
+        if prepared.grounding is not None:
+            safety["grounding"] = prepared.grounding.info()
         record.safety = safety
         return record
 
@@ -271,9 +282,10 @@ class Service:
             reason = _reason(planned, error)
             started = await self._begin(prepared, target)
             try:
-                with self.engine.using(target) as provider:
+                with self.engine.using(target) as provider, observe.backend(prepared, target):
                     self._check_prompt_size(provider, prepared)
                     output = await provider.generate(prepared.request)
+                    observe.output(prepared, output, target)
             except BackendError as exc:
                 error = await self._failed(prepared, target, started, exc)
                 continue
@@ -291,8 +303,10 @@ class Service:
         from llmline.gateway.routing import RouteContext
 
         live = prepared.live
+        span = prepared.trace.start("routing")
         context = RouteContext(prepared.request_id, self._sticky_key(prepared))
         decision = live.router.choose(context, self.engine.healthy)
+        observe.routed(prepared, span, decision)
         prepared.shadow_target = decision.shadow
         rest = live.router.fallbacks(decision.target, self.engine.healthy)
         return [(decision.target, decision.reason)] + [(t, "fallback") for t in rest]
@@ -380,7 +394,9 @@ class Service:
 
     async def _check_input(self, prepared: Prepared) -> SafetyAttributes:
         guard = self._guards(prepared)[0]
+        span = prepared.trace.start("guardrails.input")
         verdict, attributes = await guard.check(prepared.question, _context(prepared, "input"))
+        observe.safety(prepared, span, attributes)
         if verdict.redacted:
             _redact_request(prepared, verdict.text)
         return attributes
@@ -389,7 +405,9 @@ class Service:
         self, prepared: Prepared, output: GenerationOutput, target: str, reason: str
     ) -> Answer:
         guard = self._guards(prepared)[1]
+        span = prepared.trace.start("guardrails.output")
         verdict, safety = await guard.check(output.text, _context(prepared, "output"))
+        observe.safety(prepared, span, safety)
         text, finish = verdict.text, output.finish_reason
         if safety.blocked:
             text, finish = "", "content_filter"
@@ -402,15 +420,21 @@ class Service:
             route_reason=reason,
             ttft_ms=output.ttft_ms,
             safety=safety,
+            tool_calls=() if safety.blocked else output.tool_calls,
         )
+        span = prepared.trace.start("postprocess")
         answer.citations = self._citations(prepared, text)
         seconds = time.perf_counter() - prepared.started
         answer.cost_usd = self._cost(
             target, answer.prompt_tokens, answer.completion_tokens, seconds
         )
+        observe.postprocessed(prepared, span, answer)
         return answer
 
     def _citations(self, prepared: Prepared, text: str) -> list[Citation]:
+        grounded = rag.citations(prepared, text)
+        if grounded is not None:
+            return grounded
         index = prepared.live.citations
         if index is None or not text:
             return []
@@ -445,6 +469,7 @@ class Service:
             return None
         hit: dict[str, Any] | None = None
         kind = "hit"
+        span = prepared.trace.start("cache.lookup")
         if policy.exact:
             hit = await self.cache.get(
                 request_key(self._cache_scope(prepared), prepared.cache_payload)
@@ -455,6 +480,7 @@ class Service:
             hit, kind = (found.value, "semantic") if found is not None else (None, kind)
             prepared.vector = vector
         self.metrics.cache.labels(prepared.live.name, kind if hit else "miss").inc()
+        prepared.trace.end(span, {"llmline.cache.result": kind if hit else "miss"})
         if hit is None:
             return None
         return Answer(
@@ -530,6 +556,11 @@ class Service:
                 yield cached.text
                 yield await self._accounted(prepared, cached)
                 return
+            refusal = await rag.ground(prepared)
+            if refusal is not None:
+                yield refusal.text
+                yield await self._accounted(prepared, refusal)
+                return
             async for item in self._stream_call(prepared):
                 yield item
         except BaseException as exc:
@@ -553,7 +584,7 @@ class Service:
             started = await self._begin(prepared, target)
             sent = False
             try:
-                with self.engine.using(target) as provider:
+                with self.engine.using(target) as provider, observe.backend(prepared, target):
                     self._check_prompt_size(provider, prepared)
                     chunks = provider.stream(prepared.request)
                     try:
@@ -589,6 +620,7 @@ class Service:
         # is the redacted text; otherwise text is sent as it comes.
         relay = _StreamRelay(prepared, target, started, buffered=guard.redacts)
         prepared.partial_target = target
+        generation = prepared.trace.start("generation", parent=prepared.trace.backend)
         async for chunk in chunks:
             if chunk.text:
                 relay.add(chunk.text)
@@ -605,6 +637,7 @@ class Service:
             if chunk.finish_reason is not None:
                 relay.final = chunk
         output = relay.output()
+        observe.generated(prepared, generation, output, target, started)
         answer = await self._post_process(prepared, output, target, reason)
         if output.finish_reason == "content_filter":
             answer = replace(answer, finish_reason="content_filter")

@@ -24,6 +24,7 @@ Permission = Literal[
     "keys.write",
     "requests.read",
     "feedback.export",
+    "feedback.review",
 ]
 
 _READ: frozenset[str] = frozenset({"models.read", "metrics.read", "deployments.read"})

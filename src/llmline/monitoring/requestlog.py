@@ -74,7 +74,7 @@ class RequestRecord:
     charges: list[str] = field(default_factory=list)
 
     def journal_line(self) -> bytes:
-        data = asdict(self)
+        data = dict(self.__dict__)  # shallow: asdict's deep copy costs more than the write
         for name in _TEXT_FIELDS:
             data[name] = None
         data["created_at"] = self.created_at.isoformat()
@@ -123,6 +123,20 @@ class _Segment:
             self.path.unlink()
 
 
+class _Detached(_Segment):
+    """No file: records the journal could not take (counted, never removed)."""
+
+    def __init__(self) -> None:
+        self.path = Path()
+        self.fd = -1
+        self.written = 1
+        self.stored = 0
+        self.sealed = True
+
+    def remove(self) -> None:
+        pass
+
+
 class RequestLog:
     """Journal + batched writer.  ``record`` is synchronous and cheap; call
     :meth:`start` on the event loop, and :meth:`close` to flush at shutdown.
@@ -153,6 +167,8 @@ class RequestLog:
         self.dropped = 0
         self.write_errors = 0
         self.stored = 0
+        self.journal_errors = 0
+        self.degraded = False  # the last store write failed
         self._pending: list[tuple[_Segment, RequestRecord]] = []
         self._segment: _Segment | None = None
         self._segments: list[_Segment] = []
@@ -163,14 +179,32 @@ class RequestLog:
     # -- writing ---------------------------------------------------------------
 
     def record(self, record: RequestRecord) -> None:
-        segment = self._current_segment()
-        segment.append(record.journal_line())
+        try:
+            segment = self._current_segment()
+            segment.append(record.journal_line())
+        except OSError as exc:  # a full or read-only disk: serve on, the store still gets it
+            segment = self._unjournaled(exc)
         self._pending.append((segment, record))
         if len(self._pending) > self.max_pending:
             self._pending.pop(0)
             self.dropped += 1
         if len(self._pending) >= self.batch_size:
             self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        """Records waiting for the store."""
+        return len(self._pending)
+
+    def _unjournaled(self, exc: OSError) -> _Segment:
+        """A stand-in segment for records the journal could not take."""
+        self.journal_errors += 1
+        if self.journal_errors == 1 or self.journal_errors % 1000 == 0:
+            log.warning("request log: journal write failed (%s); a crash may lose records", exc)
+        if self._segment is not None:  # try a fresh segment next time (space may come back)
+            self._segment.sealed = True
+            self._segment = None
+        return _Detached()
 
     def _current_segment(self) -> _Segment:
         segment = self._segment
@@ -204,8 +238,13 @@ class RequestLog:
                 await asyncio.to_thread(self._insert, [r for _, r in batch])
             except Exception as exc:  # store down: keep them, retry at the next tick
                 self.write_errors += 1
-                log.warning("request log: store write failed (%s); will retry", exc)
+                if not self.degraded:  # once per outage, not at every retry
+                    log.warning("request log: store write failed (%s); will retry", exc)
+                self.degraded = True
                 return
+            if self.degraded:
+                log.warning("request log: store writes work again (%d pending)", self.pending)
+                self.degraded = False
             del self._pending[: len(batch)]
             self.stored += len(batch)
             for segment, _ in batch:

@@ -1,9 +1,15 @@
 """The two indexes of a knowledge base: dense vectors in FAISS and BM25 terms.
 
 Dense: an exact inner-product index (``IndexFlatIP``; cosine, since the
-vectors are normalised) below ``HNSW_THRESHOLD`` vectors, an HNSW graph
-above it, where exact search would cost a full scan per query.  Both are
-written with ``faiss.write_index`` and read memory-mapped.
+vectors are normalised) below ``APPROX_THRESHOLD`` vectors, an inverted-file
+index (``IndexIVFFlat``) above it, where exact search would cost a full scan
+per query.  IVF over HNSW because it builds an order of magnitude faster
+for the same recall on MiniLM vectors (bench/rag_vectors.py: at 100k chunks
+IVF 6,038 chunks/s and recall@5 0.997; HNSW M=32 508 chunks/s) and stores
+the vectors themselves, so nothing is approximated but the choice of lists
+to scan.  Knowledge bases written with the earlier HNSW index still load
+and search.  Both kinds are written with ``faiss.write_index`` and read
+memory-mapped.
 
 BM25: ``bm25s`` over words of two or more letters or digits, lower-cased,
 English stop words removed except Python's keywords (``with``, ``for``,
@@ -17,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -25,9 +31,11 @@ import numpy.typing as npt
 from llmline.rag.encoder import Vectors
 
 __all__ = [
+    "APPROX_THRESHOLD",
     "BM25_TOKENIZER",
-    "HNSW_THRESHOLD",
+    "FaissIndex",
     "Ranked",
+    "VectorIndex",
     "bm25_search",
     "bm25_terms",
     "build_bm25",
@@ -38,10 +46,12 @@ __all__ = [
     "load_dense",
 ]
 
-HNSW_THRESHOLD = 20_000
-HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 200
-HNSW_EF_SEARCH = 128
+APPROX_THRESHOLD = 20_000
+# Lists of the IVF index: about 4 * sqrt(n), each scanned list ~ n / nlist vectors.
+IVF_LISTS_PER_SQRT = 4
+IVF_MIN_PROBES = 16
+# k-means trains on at most this many vectors per list (FAISS's own default cap).
+IVF_TRAIN_PER_LIST = 256
 BM25_TOKENIZER = "words>=2, lower, english stopwords but python keywords, harman-s-stemmer"
 # Ranked results: (row, score) pairs, best first.
 Ranked = list[tuple[int, float]]
@@ -92,30 +102,36 @@ def bm25_terms(text: str) -> list[str]:
 
 
 # -- dense ----------------------------------------------------------------------------
-def dense_spec(count: int, threshold: int = HNSW_THRESHOLD) -> dict[str, Any]:
+def dense_spec(count: int, threshold: int = APPROX_THRESHOLD) -> dict[str, Any]:
     """The index :func:`build_dense` makes for ``count`` vectors."""
     if count < threshold:
         return {"type": "flat-ip", "metric": "inner_product"}
-    return {
-        "type": "hnsw-flat",
-        "metric": "inner_product",
-        "M": HNSW_M,
-        "ef_construction": HNSW_EF_CONSTRUCTION,
-        "ef_search": HNSW_EF_SEARCH,
-    }
+    nlist = max(1, min(count, round(IVF_LISTS_PER_SQRT * count**0.5)))
+    nprobe = min(nlist, max(IVF_MIN_PROBES, nlist // 64))
+    return {"type": "ivf-flat", "metric": "inner_product", "nlist": nlist, "nprobe": nprobe}
 
 
 def build_dense(vectors: Vectors, path: Path, spec: dict[str, Any]) -> None:
     """Write the FAISS index (of :func:`dense_spec`'s ``spec``) of ``vectors`` to ``path``."""
     faiss = _faiss()
     dim = int(vectors.shape[1])
+    data = np.ascontiguousarray(vectors, dtype=np.float32)
     if spec["type"] == "flat-ip":
         index = faiss.IndexFlatIP(dim)
     else:
-        index = faiss.IndexHNSWFlat(dim, int(spec["M"]), faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = int(spec["ef_construction"])
-    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        nlist = int(spec["nlist"])
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(_training_sample(data, nlist * IVF_TRAIN_PER_LIST))
+    index.add(data)
     faiss.write_index(index, str(path))
+
+
+def _training_sample(data: Vectors, size: int) -> Vectors:
+    if len(data) <= size:
+        return data
+    # Fixed seed: the same chunks give the same index file (and content hash).
+    rows = np.random.default_rng(0).choice(len(data), size, replace=False)
+    return np.ascontiguousarray(data[np.sort(rows)])
 
 
 def load_dense(path: Path) -> Any:
@@ -140,12 +156,64 @@ def dense_search(
     if n <= 0:
         return []
     selector = faiss.IDSelectorBatch(allowed) if allowed is not None else None
-    if info["type"] == "hnsw-flat":
+    if info["type"] == "ivf-flat":
+        params = faiss.SearchParametersIVF(nprobe=int(info["nprobe"]), sel=selector)
+    elif info["type"] == "hnsw-flat":  # knowledge bases ingested before IVF
         params = faiss.SearchParametersHNSW(efSearch=max(int(info["ef_search"]), n), sel=selector)
     else:
         params = faiss.SearchParameters(sel=selector)
     scores, rows = index.search(np.ascontiguousarray(query, dtype=np.float32), n, params=params)
     return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """A dense index of one knowledge base version: rows are chunk numbers,
+    scores are cosines (higher is better).  FAISS and pgvector implement it."""
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def ntotal(self) -> int: ...
+
+    def add(self, vectors: Vectors) -> None:
+        """Append ``vectors`` (L2-normalised); they get rows ``ntotal, ntotal + 1, ...``."""
+        ...
+
+    def search(
+        self, query: Vectors, n: int, allowed: npt.NDArray[np.int64] | None = None
+    ) -> Ranked:
+        """The ``n`` nearest rows to ``query`` (1 x dim), among ``allowed``."""
+        ...
+
+
+class FaissIndex:
+    """A FAISS index (flat or IVF, per ``info``) as a :class:`VectorIndex`."""
+
+    def __init__(self, index: Any, info: dict[str, Any]) -> None:
+        self.index = index
+        self.info = info
+
+    @classmethod
+    def load(cls, path: Path, info: dict[str, Any]) -> FaissIndex:
+        return cls(load_dense(path), info)
+
+    @property
+    def dim(self) -> int:
+        return int(self.index.d)
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    def add(self, vectors: Vectors) -> None:
+        self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+
+    def search(
+        self, query: Vectors, n: int, allowed: npt.NDArray[np.int64] | None = None
+    ) -> Ranked:
+        return dense_search(self.index, self.info, query, n, allowed)
 
 
 # -- BM25 -----------------------------------------------------------------------------

@@ -37,9 +37,11 @@ from llmline.rag.catalog import (
     record_version,
 )
 from llmline.rag.chunking import Chunk, ChunkingOptions, TokenIndex, chunk_document
+from llmline.rag.config import RagSettings
 from llmline.rag.encoder import Encoder, MiniLMEncoder, Vectors
-from llmline.rag.index import HNSW_THRESHOLD, build_bm25, build_dense, dense_spec
+from llmline.rag.index import APPROX_THRESHOLD, build_bm25
 from llmline.rag.sources import SkippedFile, SourceDocument, collect_sources
+from llmline.rag.stores import build_dense_index, dense_index_spec, placed_spec
 from llmline.storage.artifacts import sha256_file
 from llmline.workspace import Workspace
 
@@ -118,7 +120,7 @@ def ingest_knowledge_base(
     builtins: Sequence[str] = (),
     options: ChunkingOptions | None = None,
     encoder: Encoder | None = None,
-    hnsw_threshold: int = HNSW_THRESHOLD,
+    approx_threshold: int = APPROX_THRESHOLD,
     description: str = "",
     on_progress: ProgressCallback | None = None,
 ) -> IngestResult:
@@ -137,8 +139,10 @@ def ingest_knowledge_base(
         raise UserError("nothing to ingest: the documents hold no text the model can read")
     clock.lap("chunk")
     embedding = _embedding_block(encoder)
-    spec = dense_spec(len(planned), hnsw_threshold)
+    rag = workspace.settings.rag
+    spec = dense_index_spec(rag, len(planned), approx_threshold)
     content_hash = _content_hash(docs, planned, options, embedding, spec)
+    spec = placed_spec(spec, name, content_hash)
     existing = find_by_hash(workspace, name, content_hash)
     if existing is not None:
         return _result(
@@ -155,7 +159,7 @@ def ingest_knowledge_base(
             workspace, name, planned, encoder=encoder, embedding=embedding, progress=progress
         )
         clock.lap("embed")
-        _write_data(out, docs, planned, cache=windows, spec=spec, progress=progress)
+        _write_data(out, docs, planned, cache=windows, spec=spec, rag=rag, progress=progress)
         clock.lap("index")
         manifest = _manifest(
             name,
@@ -296,7 +300,7 @@ def _content_hash(
     spec: dict[str, Any],
 ) -> str:
     """Identity of a version: what it holds and how it was indexed, not its
-    files' bytes (an HNSW graph built on several threads differs run to run)."""
+    files' bytes (an approximate index built on several threads can differ run to run)."""
     from llmline.rag.index import BM25_TOKENIZER
 
     document = {
@@ -390,6 +394,7 @@ def _write_data(
     *,
     cache: dict[str, Vectors],
     spec: dict[str, Any],
+    rag: RagSettings,
     progress: ProgressCallback,
 ) -> None:
     steps = 5
@@ -404,7 +409,7 @@ def _write_data(
     _write_jsonl(out / "documents.jsonl", [d.to_dict() for d in docs])
     _write_jsonl(out / "chunks.jsonl", _chunk_rows(docs, planned, [len(w) for w in window_rows]))
     progress("write", 2, steps)
-    build_dense(pooled, out / "dense.faiss", spec)
+    build_dense_index(pooled, out, spec, rag)
     progress("write", 3, steps)
     (out / "bm25").mkdir()
     build_bm25([f"{p.header}\n{p.text}" for p in planned], out / "bm25")

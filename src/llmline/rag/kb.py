@@ -21,9 +21,11 @@ import numpy.typing as npt
 
 from llmline.errors import ConfigError, IntegrityError, UserError
 from llmline.rag.catalog import KnowledgeBaseInfo, get_version, local_folder
+from llmline.rag.config import RagSettings
 from llmline.rag.encoder import Encoder, MiniLMEncoder, Vectors
-from llmline.rag.index import Ranked, bm25_search, dense_search, load_bm25, load_dense
+from llmline.rag.index import Ranked, VectorIndex, bm25_search, load_bm25
 from llmline.rag.retrieval import Filters, filter_rows, mmr_select, rrf, window_rerank
+from llmline.rag.stores import open_dense_index
 from llmline.workspace import Workspace
 
 __all__ = [
@@ -79,13 +81,19 @@ class Hit:
 
 def open_version(workspace: Workspace, ref: str, encoder: Encoder | None = None) -> KnowledgeBase:
     info = get_version(workspace, ref)
-    return KnowledgeBase(info, local_folder(workspace, info), encoder)
+    return KnowledgeBase(info, local_folder(workspace, info), encoder, workspace.settings.rag)
 
 
 class KnowledgeBase:
     """One version of a knowledge base, its indexes memory-mapped; thread-safe."""
 
-    def __init__(self, info: KnowledgeBaseInfo, folder: Path, encoder: Encoder | None = None):
+    def __init__(
+        self,
+        info: KnowledgeBaseInfo,
+        folder: Path,
+        encoder: Encoder | None = None,
+        rag: RagSettings | None = None,
+    ):
         self.info = info
         self.folder = folder
         self.encoder: Encoder = encoder or MiniLMEncoder()
@@ -100,11 +108,15 @@ class KnowledgeBase:
             dtype=np.int64,
         )
         self._dense_info: dict[str, Any] = info.manifest["index"]["dense"]
-        self._dense = load_dense(folder / "dense.faiss")
-        if self._dense.d != self.encoder.dim or self._dense.ntotal != len(self._chunks):
+        # A FAISS file in the folder, or a pgvector table (``rag.vector_store``).
+        self._dense: VectorIndex = open_dense_index(
+            folder, self._dense_info, rag or RagSettings(), info.ref
+        )
+        total = self._dense.ntotal
+        if self._dense.dim != self.encoder.dim or total != len(self._chunks):
             raise IntegrityError(
-                f"{info.ref}: dense.faiss holds {self._dense.ntotal} vectors of "
-                f"{self._dense.d} dimensions; expected {len(self._chunks)} of {self.encoder.dim}"
+                f"{info.ref}: the dense index holds {total} vectors of "
+                f"{self._dense.dim} dimensions; expected {len(self._chunks)} of {self.encoder.dim}"
             )
         self._bm25: Any = None
         self._lock = threading.Lock()
@@ -136,6 +148,9 @@ class KnowledgeBase:
     def close(self) -> None:
         """Drop the index references (their memory maps close with them)."""
         self._bm25 = None
+        close_dense = getattr(self._dense, "close", None)
+        if close_dense is not None:  # a pgvector connection
+            close_dense()
 
     # -- search ----------------------------------------------------------------------
     def search(
@@ -219,7 +234,7 @@ class KnowledgeBase:
             sims = np.asarray(self._vectors[allowed], dtype=np.float32) @ qvec.reshape(-1)
             order = np.argsort(-sims, kind="stable")[:n]
             return [(int(allowed[i]), float(sims[i])) for i in order]
-        return dense_search(self._dense, self._dense_info, qvec, n, allowed)
+        return self._dense.search(qvec, n, allowed)
 
     def _bm25_index(self) -> Any:
         with self._lock:

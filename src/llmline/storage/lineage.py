@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from llmline.storage.models import LineageEdge, utcnow
 
 _EDGE_KEY = ["src_kind", "src_ref", "dst_kind", "dst_ref", "relation"]
+_REFS_PER_QUERY = 200
 
 __all__ = ["ArtifactRef", "Edge", "LineageGraph", "add_edge", "walk"]
 
@@ -109,7 +110,15 @@ def _walk(
     for _ in range(max_depth):
         if not frontier:
             break
-        rows = session.scalars(select(LineageEdge).where(_touching(frontier, direction))).all()
+        # A few hundred refs per query: SQLite refuses deeper OR trees (a
+        # dataset curated from thousands of feedback rows has that many parents).
+        rows = [
+            row
+            for i in range(0, len(frontier), _REFS_PER_QUERY)
+            for row in session.scalars(
+                select(LineageEdge).where(_touching(frontier[i : i + _REFS_PER_QUERY], direction))
+            )
+        ]
         frontier = []
         for row in sorted(rows, key=lambda r: r.id):
             edge = Edge(

@@ -4,7 +4,10 @@ It answers ``"<NAME> says: <words of the last user message>"`` cut to
 ``max_tokens`` words (one word = one token), so tests can tell which target
 served a request.  Options: ``delay_ms`` (per token), ``fail_rate`` (0..1,
 seeded by ``seed``), ``fail`` (``error``, ``timeout``, ``unavailable``),
-``text`` (a fixed answer), ``load`` (``fail`` makes start() fail).
+``text`` (a fixed answer), ``load`` (``fail`` makes start() fail),
+``script`` (a JSON list of replies, one per turn: the request's number of
+assistant messages picks one, the last repeats; a string is a text answer,
+``{"tool": NAME, "arguments": {...}}`` or a list of those are tool calls).
 It goes through the same interface as real backends; only the model's
 output is fake.
 """
@@ -12,8 +15,10 @@ output is fake.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import parse_qsl
 
 from llmline.gateway.errors import BackendError, BackendTimeout, BackendUnavailable
@@ -38,6 +43,9 @@ class FakeProvider:
         self.fail_rate = float(options.get("fail_rate", "0"))
         self.fail = options.get("fail")
         self.text = options.get("text")
+        self.script: list[Any] | None = (
+            json.loads(options["script"]) if "script" in options else None
+        )
         self._load_fails = options.get("load") == "fail"
         self._rng = random.Random(int(options.get("seed", "0")))
         self._health = BackendHealth("loading")
@@ -84,11 +92,36 @@ class FakeProvider:
 
     async def generate(self, request: GenerationRequest) -> GenerationOutput:
         await self._maybe_fail()
-        words = self._answer(request)
+        scripted = self._scripted(request)
+        if isinstance(scripted, GenerationOutput):
+            return scripted
+        words = scripted if scripted is not None else self._answer(request)
         if self.delay_s:
             await asyncio.sleep(self.delay_s * len(words))
         reason: FinishReason = "length" if len(words) == request.max_tokens else "stop"
         return GenerationOutput(" ".join(words), reason, self._prompt_tokens(request), len(words))
+
+    def _scripted(self, request: GenerationRequest) -> GenerationOutput | list[str] | None:
+        """This turn's scripted reply: words of a text answer, or tool calls."""
+        if not self.script:
+            return None
+        turn = sum(1 for m in request.messages or () if m.get("role") == "assistant")
+        reply = self.script[min(turn, len(self.script) - 1)]
+        if isinstance(reply, str):
+            return reply.split()[: request.max_tokens]
+        wanted = reply if isinstance(reply, list) else [reply]
+        arguments = [json.dumps(c.get("arguments", {})) for c in wanted]
+        calls = tuple(
+            {
+                "id": f"call_{turn}_{i}",
+                "type": "function",
+                "function": {"name": c["tool"], "arguments": arguments[i]},
+            }
+            for i, c in enumerate(wanted)
+        )
+        tokens = sum(len(a.split()) + 1 for a in arguments)
+        prompt = self._prompt_tokens(request)
+        return GenerationOutput("", "tool_calls", prompt, tokens, tool_calls=calls)
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
         await self._maybe_fail()

@@ -74,6 +74,11 @@ class RagPolicy(BaseModel):
     )
     mmr: bool = Field(default=False, description="Diversify the chunks (MMR)")
     rerank: bool = Field(default=False, description="Rerank the retrieved chunks")
+    prompt: str | None = Field(
+        default=None,
+        description="Grounded prompt template ref, with {context} and {question} "
+        "(default: the shipped rag-grounded)",
+    )
 
 
 class DeploymentSpec(BaseModel):

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from llmline.gateway.endpoints._sse import sse_response
+from llmline.gateway.errors import InvalidRequestError
 from llmline.gateway.prompting import apply_chat_template
 from llmline.gateway.protocol.chat import (
     ChatChoice,
@@ -53,8 +54,9 @@ def prepare_chat(service: Service, body: ChatCompletionRequest, caller: Caller) 
         live.prompt, body.messages, body.llmline
     )
     request = GenerationRequest(
-        messages=messages,
+        messages=_with_tool_fields(messages, body),
         request_id=new_request_id("chatcmpl"),
+        extra=_tool_options(body),
         **sampling(service, body, body.requested_max_tokens()),
     )
     return Prepared(
@@ -66,6 +68,32 @@ def prepare_chat(service: Service, body: ChatCompletionRequest, caller: Caller) 
         cache_payload=cache_payload(request),
         use_cache=body.llmline.cache if body.llmline else True,
     )
+
+
+def _with_tool_fields(
+    messages: tuple[dict[str, Any], ...], body: ChatCompletionRequest
+) -> tuple[dict[str, Any], ...]:
+    """The templated messages with their tool calls and tool-call ids back."""
+    if not any(m.tool_calls or m.tool_call_id for m in body.messages):
+        return messages
+    out = []
+    for message, original in zip(messages, body.messages, strict=True):
+        fields = {"tool_calls": original.tool_calls, "tool_call_id": original.tool_call_id}
+        out.append({**message, **{k: v for k, v in fields.items() if v is not None}})
+    return tuple(out)
+
+
+def _tool_options(body: ChatCompletionRequest) -> dict[str, Any]:
+    if not body.tools:
+        return {}
+    if body.stream:
+        raise InvalidRequestError(
+            "streaming with tools is not supported: send stream=false", param="stream"
+        )
+    options: dict[str, Any] = {"tools": body.tools}
+    if body.tool_choice is not None:
+        options["tool_choice"] = body.tool_choice
+    return options
 
 
 def sampling(service: Service, body: SamplingFields, max_tokens: int | None) -> dict[str, Any]:
@@ -84,6 +112,8 @@ def cache_payload(request: GenerationRequest) -> dict[str, Any] | None:
     # Only deterministic requests are cached: a sampled answer is one draw
     # of many, and serving it again would hide the sampling the client asked for.
     if request.temperature > 0 and request.seed is None:
+        return None
+    if request.extra.get("tools"):  # a cached answer would lose its tool calls
         return None
     return {
         "messages": list(request.messages or ()),
@@ -112,17 +142,21 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
     # Before resolving: a key scoped elsewhere learns nothing about other deployments.
     request.app.state.auth.require_call(caller, body.model)
     prepared = prepare_chat(service, body, caller)
-    if body.stream:
+    if prepared.live.spec.kind == "chain":  # the chain's steps answer (llmline.chains)
+        from llmline.chains.serving import answer_with_chain
+
+        answer = await answer_with_chain(service, prepared, stream=bool(body.stream))
+    elif body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return await _stream(service, prepared, body.model, include_usage)
-    answer = await service.answer(prepared)
+    else:
+        answer = await service.answer(prepared)
+    reply = _Reply(content=answer.text, tool_calls=list(answer.tool_calls) or None)
     completion = ChatCompletion(
         id=prepared.request_id,
         created=int(time.time()),
         model=body.model,
-        choices=[
-            ChatChoice(message=_Reply(content=answer.text), finish_reason=answer.finish_reason)
-        ],
+        choices=[ChatChoice(message=reply, finish_reason=answer.finish_reason)],
         usage=Usage(**answer.usage()),
         **extensions(prepared, answer),
     )

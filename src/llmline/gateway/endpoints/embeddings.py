@@ -8,9 +8,11 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request
+from opentelemetry.trace import SpanKind
 
 from llmline.gateway.endpoints.chat import ERROR_RESPONSES
 from llmline.gateway.errors import InvalidRequestError, NotFoundError
+from llmline.gateway.observe import current_trace
 from llmline.gateway.protocol.common import Usage
 from llmline.gateway.protocol.embeddings import EmbeddingData, EmbeddingRequest, EmbeddingResponse
 
@@ -39,7 +41,11 @@ async def create_embeddings(body: EmbeddingRequest, request: Request) -> Embeddi
         )
     embedder = request.app.state.embedder
     texts = body.texts()
+    trace = current_trace()
+    span = trace.start("embeddings", _span_attributes(len(texts)), kind=SpanKind.CLIENT)
     vectors, tokens = await asyncio.to_thread(_encode, embedder, texts)
+    trace.end(span, {"gen_ai.usage.input_tokens": tokens})
+    trace.model_version, trace.prompt_tokens = EMBEDDING_MODEL, tokens  # its request record
     data = [
         EmbeddingData(index=i, embedding=_encoded(v, body.encoding_format))
         for i, v in enumerate(vectors)
@@ -49,6 +55,14 @@ async def create_embeddings(body: EmbeddingRequest, request: Request) -> Embeddi
         model=EMBEDDING_MODEL,
         usage=Usage(prompt_tokens=tokens, completion_tokens=0, total_tokens=tokens),
     )
+
+
+def _span_attributes(inputs: int) -> dict[str, Any]:
+    return {
+        "gen_ai.operation.name": "embeddings",
+        "gen_ai.request.model": EMBEDDING_MODEL,
+        "llmline.inputs": inputs,
+    }
 
 
 def _encode(embedder: Any, texts: list[str]) -> tuple[np.ndarray[Any, Any], int]:

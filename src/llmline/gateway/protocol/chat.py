@@ -34,6 +34,9 @@ class ChatMessage(BaseModel):
     # A string, or OpenAI's list of content parts (only "text" parts are served).
     content: str | list[dict[str, Any]] | None = None
     name: str | None = None
+    # OpenAI's tool-call format: an assistant's calls, and a tool's answer to one.
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
 
     @field_validator("content")
     @classmethod
@@ -54,6 +57,10 @@ class ChatCompletionRequest(SamplingFields):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     llmline: RequestOptions | None = None
+    tools: list[dict[str, Any]] | None = Field(
+        default=None, description="Functions the model may call (OpenAI's format)"
+    )
+    tool_choice: str | dict[str, Any] | None = None
 
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
@@ -62,6 +69,7 @@ class ChatCompletionRequest(SamplingFields):
 class _Reply(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None
+    tool_calls: list[dict[str, Any]] | None = None
 
 
 class ChatChoice(BaseModel):

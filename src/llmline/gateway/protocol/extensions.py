@@ -37,6 +37,10 @@ class Citation(BaseModel):
     uri: str
     title: str | None = None
     license: str | None = None
+    # A RAG deployment's citations also name the chunk and its span in the source.
+    chunk_id: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    source_start: int | None = Field(default=None, exclude_if=lambda v: v is None)
+    source_end: int | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class CitationMetadata(BaseModel):
@@ -54,6 +58,8 @@ class LlmlineInfo(BaseModel):
     usage: dict[str, int]
     cost_usd: float
     request_id: str
+    # A RAG deployment's retrieval: knowledge base, chunks used, refused or not.
+    grounding: dict[str, Any] | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class RequestOptions(BaseModel):

@@ -31,7 +31,7 @@ __all__ = [
     "split_target",
 ]
 
-FinishReason = Literal["stop", "length", "content_filter", "cancelled"]
+FinishReason = Literal["stop", "length", "content_filter", "cancelled", "tool_calls"]
 Message = Mapping[str, Any]  # {"role": ..., "content": ...} as in OpenAI's API
 
 
@@ -67,6 +67,9 @@ class GenerationOutput:
     prompt_tokens: int
     completion_tokens: int
     ttft_ms: float | None = None  # time to first token, when the backend knows it
+    # OpenAI-format tool calls ({"id", "type": "function", "function": {...}}),
+    # when the model answered a request with ``extra["tools"]`` by calling some.
+    tool_calls: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -197,16 +197,20 @@ class UpstreamProvider:
         path, payload = self._payload(request, stream=False)
         chat = request.messages is not None
 
-        async def attempt() -> tuple[str, FinishReason | None, tuple[int, int] | None]:
+        async def attempt() -> tuple[str, FinishReason | None, tuple[int, int] | None, Any]:
             data = await self._post_json(path, payload, request)
-            return _parse_completion(self.name, data, chat)
+            return (*_parse_completion(self.name, data, chat), _tool_calls(data))
 
-        text, reason, usage = await self._with_retries(attempt)
+        text, reason, usage, tool_calls = await self._with_retries(attempt)
         prompt_tokens, completion_tokens = usage or (
             self._prompt_tokens(request),
             estimate_tokens(text),
         )
-        return GenerationOutput(text, reason or "stop", prompt_tokens, completion_tokens)
+        if tool_calls:
+            reason = "tool_calls"
+        return GenerationOutput(
+            text, reason or "stop", prompt_tokens, completion_tokens, tool_calls=tool_calls
+        )
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[GenerationChunk, None]:
         path, payload = self._payload(request, stream=True)
@@ -308,6 +312,9 @@ class UpstreamProvider:
             payload["seed"] = request.seed
         if request.user is not None:
             payload["user"] = request.user
+        for key in ("tools", "tool_choice"):  # passed through as the client sent them
+            if key in request.extra:
+                payload[key] = request.extra[key]
         if stream:
             payload["stream"] = True
             payload["stream_options"] = {"include_usage": True}
@@ -524,6 +531,15 @@ def _parse_completion(
     if not isinstance(text, str):
         raise bad("returned a choice without text")
     return text, _finish(choice.get("finish_reason")), _parse_usage(data.get("usage"))
+
+
+def _tool_calls(data: Any) -> tuple[dict[str, Any], ...]:
+    """The first choice's OpenAI-format tool calls (already checked to be a completion)."""
+    message = data["choices"][0].get("message")
+    calls = message.get("tool_calls") if isinstance(message, dict) else None
+    if not isinstance(calls, list):
+        return ()
+    return tuple(call for call in calls if isinstance(call, dict))
 
 
 def _parse_usage(usage: Any) -> tuple[int, int] | None:
