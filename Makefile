@@ -17,7 +17,7 @@ help:
 	@echo "make demo   - set up .venv and run llmline quickstart (data → tune → eval → registry)"
 	@echo "make test   - set up .venv, install test services, run lint and all tests"
 	@echo "make lint   - ruff + mypy"
-	@echo "make bench  - benchmarks (see docs/benchmarks.md)"
+	@echo "make bench  - benchmarks (see docs/benchmarks.md); make bench-rag: vector index vs Chroma"
 
 # Re-install when the project's dependencies change.
 $(STAMP): pyproject.toml
@@ -67,6 +67,7 @@ bench: setup
 	$(PY) bench/gateway_overhead.py
 	$(PY) bench/gateway_soak.py
 	$(PY) bench/observability_overhead.py
+	$(PY) bench/drift_report.py
 
 # Vector index vs Chroma on 100k chunks (docs/benchmarks.md). Chroma lives in
 # its own venv: its pins conflict with the project's.

@@ -61,9 +61,9 @@ def list_(
     if not infos:
         console.print("no feedback yet (clients send it with POST /v1/feedback)")
         return
-    # Ids are what the other commands take: never wrapped or cut.
+    # Ids are what the other commands take: never wrapped or cut.  The
+    # response each is about: `llmline feedback show ID` (or --json).
     table = Table("created", "rating", "status", "comment / correction")
-    table.add_column("response", no_wrap=True)
     table.add_column("id", no_wrap=True)
     for i in infos:
         said = " / ".join(x for x in (_short(i.comment, 30), _short(i.correction, 30)) if x)
@@ -72,7 +72,6 @@ def list_(
             _rating(i),
             i.status,
             said,
-            i.request_id,
             i.feedback_id,
         )
     console.print(table)

@@ -13,7 +13,7 @@ come from the provider's options, with defaults from the workspace's
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -36,6 +36,11 @@ from llmline.gateway.providers.base import (
     GenerationRequest,
     ProviderContext,
     split_target,
+)
+from llmline.gateway.providers.tool_prompting import (
+    offered_tools,
+    parse_tool_calls,
+    render_tool_prompt,
 )
 
 if TYPE_CHECKING:
@@ -120,19 +125,26 @@ class EmbeddedProvider:
             return len(loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     async def generate(self, request: GenerationRequest) -> GenerationOutput:
-        async for event in self._events(request):
+        # Tools are prompt-based here (see tool_prompting): offered in the prompt,
+        # read back from the text; an answer that is no valid call stays text.
+        tools = offered_tools(request.extra)
+        async for event in self._events(request, tools):
             if isinstance(event, RowDone):
+                names = [str(t["function"]["name"]) for t in tools]
+                answer = parse_tool_calls(event.text, names) if tools else None
                 return GenerationOutput(
-                    event.text,
-                    event.finish_reason,
+                    answer.text if answer else event.text,
+                    "tool_calls" if answer and answer.tool_calls else event.finish_reason,
                     event.prompt_tokens,
                     event.completion_tokens,
                     event.ttft_ms,
+                    tool_calls=answer.tool_calls if answer else (),
                 )
         raise AssertionError("unreachable: _events ends with RowDone or raises")
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
-        async for event in self._events(request):
+        # The gateway refuses stream+tools: a streamed answer is never read for calls.
+        async for event in self._events(request, ()):
             if isinstance(event, RowDone):
                 yield GenerationChunk(
                     "", event.finish_reason, event.prompt_tokens, event.completion_tokens
@@ -140,11 +152,13 @@ class EmbeddedProvider:
             else:
                 yield GenerationChunk(event)
 
-    async def _events(self, request: GenerationRequest) -> AsyncIterator[str | RowDone]:
+    async def _events(
+        self, request: GenerationRequest, tools: Sequence[dict[str, Any]]
+    ) -> AsyncIterator[str | RowDone]:
         """The row's events as they are decoded; leaving early (a cancelled
         task, a closed generator) takes the row out of the decode loop."""
         engine, loaded = self._ready()
-        prompt_ids, params = self._encode(request, engine, loaded)
+        prompt_ids, params = self._encode(request, engine, loaded, tools)
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[RowEvent] = asyncio.Queue()
         row = Row(prompt_ids, params, sink=lambda event: None)
@@ -172,13 +186,17 @@ class EmbeddedProvider:
         return self._engine, self._loaded
 
     def _encode(
-        self, request: GenerationRequest, engine: BatchEngine, loaded: LoadedModel
+        self,
+        request: GenerationRequest,
+        engine: BatchEngine,
+        loaded: LoadedModel,
+        tools: Sequence[dict[str, Any]] = (),
     ) -> tuple[list[int], SamplingParams]:
         _check_sampling(request)
         tokenizer = loaded.tokenizer
         templated = request.messages is not None and _has_template(tokenizer)
         with engine.tokenizer_lock:
-            text = _prompt_text(tokenizer, request)
+            text = _prompt_text(tokenizer, request, tools)
             # A chat template already wrote the special tokens (BOS, turn markers).
             ids = list(tokenizer(text, add_special_tokens=not templated)["input_ids"])
         if not ids:
@@ -232,15 +250,21 @@ def _has_template(tokenizer: Any) -> bool:
     return getattr(tokenizer, "chat_template", None) is not None
 
 
-def _prompt_text(tokenizer: Any, request: GenerationRequest) -> str:
+def _prompt_text(
+    tokenizer: Any, request: GenerationRequest, tools: Sequence[dict[str, Any]] = ()
+) -> str:
     if request.prompt is not None:
         return request.prompt
     messages = [
         {**dict(m), "content": _content_text(m.get("content"))} for m in request.messages or ()
     ]
-    if not _has_template(tokenizer):
+    if not _has_template(tokenizer) and not tools:
         return "\n".join(m["content"] for m in messages)
     try:
+        if tools:
+            template = _template(tokenizer) if _has_template(tokenizer) else None
+            choice = request.extra.get("tool_choice")
+            return render_tool_prompt(template, messages, tools, choice)
         return str(
             tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         )
@@ -249,6 +273,17 @@ def _prompt_text(tokenizer: Any, request: GenerationRequest) -> str:
             f"the model's chat template rejected the messages: {_one_line(exc)}",
             param="messages",
         ) from exc
+
+
+def _template(tokenizer: Any) -> Callable[[list[dict[str, Any]], list[dict[str, Any]] | None], str]:
+    def render(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> str:
+        return str(
+            tokenizer.apply_chat_template(
+                messages, tools=tools, tokenize=False, add_generation_prompt=True
+            )
+        )
+
+    return render
 
 
 def _content_text(content: Any) -> str:
