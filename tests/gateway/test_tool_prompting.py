@@ -187,6 +187,7 @@ def test_a_template_that_ignores_tools_gets_them_as_a_system_turn() -> None:
     assert "You are SmolLM" not in prompt  # our system turn replaces the default one
     assert json.dumps(WEATHER["function"]) in prompt
     assert "<tool_call>" in prompt and "otherwise answer the user normally" in prompt
+    assert '<tool_call>{"name": "weather", "arguments": {"city": "..."}}</tool_call>' in prompt
     assert prompt.endswith("<|im_start|>user\nWeather in Oslo?<|im_end|>\n<|im_start|>assistant\n")
 
 

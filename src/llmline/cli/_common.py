@@ -28,7 +28,6 @@ __all__ = [
 ]
 
 
-
 def _width() -> int | None:
     """A terminal's own width; else ``$COLUMNS`` or 120, not rich's 80: tables
     of ids piped to a file or a CI log are not cut to nothing."""
