@@ -22,6 +22,7 @@ are written ``str``, ``int``, ``float``, ``bool``, ``any``, ``list[T]`` and
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -90,7 +91,7 @@ def _check_type(value: str | None) -> str | None:
     return value
 
 
-class _Step(BaseModel):
+class _Step(BaseModel, ABC):
     model_config = ConfigDict(extra="forbid")
 
     id: str
@@ -105,8 +106,9 @@ class _Step(BaseModel):
         return value
 
     @property
+    @abstractmethod
     def kind(self) -> str:
-        raise NotImplementedError
+        """The step's ``kind`` in the YAML (prompt, model, parse, tool, aggregate)."""
 
     @property
     def output_name(self) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -81,7 +82,7 @@ def _check_duration(value: str | None) -> str | None:
     return value
 
 
-class _Rule(BaseModel):
+class _Rule(BaseModel, ABC):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     name: str = Field(pattern=_NAME)
@@ -100,8 +101,9 @@ class _Rule(BaseModel):
     def for_td(self) -> timedelta:
         return duration(self.for_) if self.for_ else timedelta(0)
 
-    def measure(self, ctx: RuleContext) -> Measurement:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def measure(self, ctx: RuleContext) -> Measurement:
+        """The rule's value now (and whether it breaches its threshold)."""
 
 
 class _WindowRule(_Rule):
