@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from datetime import date, datetime
 from pathlib import Path
@@ -27,17 +26,7 @@ __all__ = [
     "workspace_from",
 ]
 
-
-def _width() -> int | None:
-    """A terminal's own width; else ``$COLUMNS`` or 120, not rich's 80: tables
-    of ids piped to a file or a CI log are not cut to nothing."""
-    if sys.stdout.isatty():
-        return None
-    columns = os.environ.get("COLUMNS", "")
-    return int(columns) if columns.isdigit() else 120
-
-
-console = Console(highlight=False, soft_wrap=True, width=_width())
+console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
